@@ -1,0 +1,85 @@
+// Decisions per second of the receive path: unicast with 1, 64 and 4096
+// devices (the lookup must not grow with the device count), and a bridge
+// device's broadcast to 64 siblings. Frames are decided in bursts of 64, as
+// the dataplane does.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "core/port.h"
+
+using namespace umacvlan::core;
+
+namespace {
+
+constexpr std::size_t kBurst = 64;
+
+std::vector<std::uint8_t> make_frame(MacAddress dst, MacAddress src) {
+  std::vector<std::uint8_t> f(60, 0);
+  for (int i = 0; i < 6; ++i) {
+    f[i] = dst.octets()[i];
+    f[6 + i] = src.octets()[i];
+  }
+  f[12] = 0x08;
+  return f;
+}
+
+Port make_port(int n, Mode mode) {
+  LowerState l;
+  l.mac = MacAddress::from_u64(0x0200000000eeULL);
+  l.unicast_filter = true;
+  Port port(l);
+  for (int i = 0; i < n; ++i) {
+    DeviceSpec s;
+    s.name = "d" + std::to_string(i);
+    s.mode = mode;
+    s.address = MacAddress::from_u64(0x021000000000ULL + static_cast<std::uint64_t>(i) * 7919);
+    DeviceId id;
+    (void)port.add_device(s, 0, &id);
+    DeviceChange up;
+    up.up = true;
+    (void)port.change_device(id, up);
+  }
+  return port;
+}
+
+void BM_UnicastReceive(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  Port port = make_port(n, Mode::kBridge);
+  std::vector<std::vector<std::uint8_t>> frames;
+  for (std::size_t i = 0; i < kBurst; ++i) {
+    const auto dst = MacAddress::from_u64(0x021000000000ULL +
+                                          static_cast<std::uint64_t>((i * 37) % n) * 7919);
+    frames.push_back(make_frame(dst, MacAddress::from_u64(0x02aa00000001ULL)));
+  }
+  DecisionBatch batch;
+  for (auto _ : state) {
+    batch.clear();
+    for (const auto& f : frames) port.receive(f, batch);
+    benchmark::DoNotOptimize(batch[kBurst - 1]);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBurst));
+  state.counters["decisions_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kBurst), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_UnicastReceive)->Arg(1)->Arg(64)->Arg(4096);
+
+void BM_BridgeBroadcast64(benchmark::State& state) {
+  Port port = make_port(65, Mode::kBridge);
+  const auto sender = port.device_ids().front();
+  const auto f = make_frame(MacAddress::broadcast(), port.device(sender)->mac);
+  DecisionBatch batch;
+  for (auto _ : state) {
+    batch.clear();
+    for (std::size_t i = 0; i < kBurst; ++i) port.transmit(sender, f, batch);
+    benchmark::DoNotOptimize(batch[kBurst - 1]);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBurst));
+  state.counters["decisions_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kBurst), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BridgeBroadcast64);
+
+}  // namespace
+
+BENCHMARK_MAIN();
