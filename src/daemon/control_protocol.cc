@@ -1,0 +1,260 @@
+#include "daemon/control_protocol.h"
+
+#include <array>
+#include <limits>
+#include <utility>
+
+namespace umacvlan::control {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::pair<LinkOp, std::string_view>, 4> kOps{{
+    {LinkOp::kAdd, "add"},
+    {LinkOp::kSet, "set"},
+    {LinkOp::kDelete, "delete"},
+    {LinkOp::kShow, "show"},
+}};
+
+constexpr std::array<std::pair<MacaddrMode, std::string_view>, 5> kMacaddrModes{{
+    {MacaddrMode::kNone, "none"},
+    {MacaddrMode::kAdd, "add"},
+    {MacaddrMode::kDel, "del"},
+    {MacaddrMode::kSet, "set"},
+    {MacaddrMode::kFlush, "flush"},
+}};
+
+constexpr std::string_view kRequestKeys[] = {"op",    "name",       "link",  "address",
+                                             "mtu",   "up",         "type",  "mode",
+                                             "flags", "bcqueuelen", "bclim", "macaddr"};
+
+bool fail(std::string* error, std::string text) {
+  if (error != nullptr) *error = std::move(text);
+  return false;
+}
+
+// Reads an integer member into [lo, hi]; absent members leave *out alone.
+template <typename T>
+bool read_integer(const json& object, std::string_view key, std::int64_t lo, std::int64_t hi,
+                  std::optional<T>* out, std::string* error) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  if (!it->is_number_integer()) {
+    return fail(error, "\"" + std::string(key) + "\" must be an integer");
+  }
+  // Unsigned values above INT64_MAX are out of every range used here.
+  if (it->is_number_unsigned() &&
+      it->get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return fail(error, "\"" + std::string(key) + "\" is out of range");
+  }
+  const std::int64_t v = it->get<std::int64_t>();
+  if (v < lo || v > hi) return fail(error, "\"" + std::string(key) + "\" is out of range");
+  *out = static_cast<T>(v);
+  return true;
+}
+
+bool read_string(const json& object, std::string_view key, std::string* out, std::string* error) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  if (!it->is_string()) return fail(error, "\"" + std::string(key) + "\" must be a string");
+  *out = it->get<std::string>();
+  return true;
+}
+
+bool read_mac(const json& value, std::string_view what, core::MacAddress* out, std::string* error) {
+  if (!value.is_string()) return fail(error, std::string(what) + " must be a string");
+  auto mac = core::MacAddress::parse(value.get<std::string>());
+  if (!mac) {
+    return fail(error,
+                std::string(what) + " \"" + value.get<std::string>() + "\" is not a MAC address");
+  }
+  *out = *mac;
+  return true;
+}
+
+bool read_macaddr(const json& value, LinkRequest* request, std::string* error) {
+  if (!value.is_object()) return fail(error, "\"macaddr\" must be an object");
+  for (const auto& [key, unused] : value.items()) {
+    if (key != "op" && key != "addresses") {
+      return fail(error, "unknown key \"macaddr." + key + "\"");
+    }
+  }
+  auto op = value.find("op");
+  if (op == value.end() || !op->is_string()) {
+    return fail(error, "\"macaddr.op\" must be a string");
+  }
+  auto mode = parse_macaddr_mode(op->get<std::string>());
+  if (!mode || *mode == MacaddrMode::kNone) {
+    return fail(error, "unknown macaddr operation \"" + op->get<std::string>() + "\"");
+  }
+  std::vector<core::MacAddress> macs;
+  auto addresses = value.find("addresses");
+  if (addresses != value.end()) {
+    if (!addresses->is_array()) return fail(error, "\"macaddr.addresses\" must be an array");
+    for (const auto& entry : *addresses) {
+      core::MacAddress mac;
+      if (!read_mac(entry, "macaddr address", &mac, error)) return false;
+      macs.push_back(mac);
+    }
+  }
+  const bool one = *mode == MacaddrMode::kAdd || *mode == MacaddrMode::kDel;
+  if (one && macs.size() != 1) {
+    return fail(error, "macaddr " + std::string(to_string(*mode)) + " takes exactly one address");
+  }
+  if (*mode == MacaddrMode::kFlush && !macs.empty()) {
+    return fail(error, "macaddr flush takes no address");
+  }
+  request->macaddr_mode = *mode;
+  request->macaddrs = std::move(macs);
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(LinkOp op) {
+  for (const auto& [value, text] : kOps) {
+    if (value == op) return text;
+  }
+  return "unknown";
+}
+
+std::optional<LinkOp> parse_link_op(std::string_view text) {
+  for (const auto& [value, name] : kOps) {
+    if (name == text) return value;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(MacaddrMode mode) {
+  for (const auto& [value, text] : kMacaddrModes) {
+    if (value == mode) return text;
+  }
+  return "unknown";
+}
+
+std::optional<MacaddrMode> parse_macaddr_mode(std::string_view text) {
+  for (const auto& [value, name] : kMacaddrModes) {
+    if (name == text) return value;
+  }
+  return std::nullopt;
+}
+
+json to_json(const LinkRequest& request) {
+  json j = json::object();
+  j["op"] = to_string(request.op);
+  if (!request.name.empty()) j["name"] = request.name;
+  if (!request.link.empty()) j["link"] = request.link;
+  if (request.address) j["address"] = request.address->to_string();
+  if (request.mtu) j["mtu"] = *request.mtu;
+  if (request.up) j["up"] = *request.up;
+  if (request.type_macvlan) j["type"] = "macvlan";
+  if (request.mode) j["mode"] = core::to_string(*request.mode);
+  if (request.flags) j["flags"] = *request.flags;
+  if (request.bcqueuelen) j["bcqueuelen"] = *request.bcqueuelen;
+  if (request.bclim) j["bclim"] = *request.bclim;
+  if (request.macaddr_mode != MacaddrMode::kNone) {
+    json addresses = json::array();
+    for (const auto& mac : request.macaddrs) addresses.push_back(mac.to_string());
+    j["macaddr"] = {{"op", to_string(request.macaddr_mode)}, {"addresses", std::move(addresses)}};
+  }
+  return j;
+}
+
+bool from_json(const json& j, LinkRequest* out, std::string* error) {
+  if (!j.is_object()) return fail(error, "a request must be a JSON object");
+  for (const auto& [key, unused] : j.items()) {
+    bool known = false;
+    for (auto k : kRequestKeys) known = known || k == key;
+    if (!known) return fail(error, "unknown request key \"" + key + "\"");
+  }
+  LinkRequest r;
+  auto op = j.find("op");
+  if (op == j.end() || !op->is_string()) return fail(error, "\"op\" must be a string");
+  auto parsed_op = parse_link_op(op->get<std::string>());
+  if (!parsed_op) return fail(error, "unknown op \"" + op->get<std::string>() + "\"");
+  r.op = *parsed_op;
+
+  if (!read_string(j, "name", &r.name, error)) return false;
+  if (!read_string(j, "link", &r.link, error)) return false;
+  if (auto it = j.find("address"); it != j.end()) {
+    core::MacAddress mac;
+    if (!read_mac(*it, "\"address\"", &mac, error)) return false;
+    r.address = mac;
+  }
+  if (!read_integer(j, "mtu", 0, std::numeric_limits<std::uint32_t>::max(), &r.mtu, error)) {
+    return false;
+  }
+  if (auto it = j.find("up"); it != j.end()) {
+    if (!it->is_boolean()) return fail(error, "\"up\" must be true or false");
+    r.up = it->get<bool>();
+  }
+  if (auto it = j.find("type"); it != j.end()) {
+    if (!it->is_string() || it->get<std::string>() != "macvlan") {
+      return fail(error, "\"type\" must be \"macvlan\"");
+    }
+    r.type_macvlan = true;
+  }
+  if (auto it = j.find("mode"); it != j.end()) {
+    if (!it->is_string()) return fail(error, "\"mode\" must be a string");
+    auto mode = core::parse_mode(it->get<std::string>());
+    if (!mode) return fail(error, "unknown mode \"" + it->get<std::string>() + "\"");
+    r.mode = mode;
+  }
+  if (!read_integer(j, "flags", 0, core::kFlagNoPromisc | core::kFlagNoDst, &r.flags, error)) {
+    return false;
+  }
+  if (!read_integer(j, "bcqueuelen", 0, std::numeric_limits<std::uint32_t>::max(), &r.bcqueuelen,
+                    error)) {
+    return false;
+  }
+  if (!read_integer(j, "bclim", std::numeric_limits<std::int32_t>::min(),
+                    std::numeric_limits<std::int32_t>::max(), &r.bclim, error)) {
+    return false;
+  }
+  if (auto it = j.find("macaddr"); it != j.end()) {
+    if (!read_macaddr(*it, &r, error)) return false;
+  }
+  if (r.op == LinkOp::kAdd && (r.name.empty() || r.link.empty())) {
+    return fail(error, "add needs \"name\" and \"link\"");
+  }
+  if ((r.op == LinkOp::kSet || r.op == LinkOp::kDelete) && r.name.empty()) {
+    return fail(error, std::string(to_string(r.op)) + " needs \"name\"");
+  }
+  *out = std::move(r);
+  return true;
+}
+
+json to_json(const Reply& reply) {
+  json j = json::object();
+  j["error"] = reply.error;
+  if (!reply.message.empty()) j["message"] = reply.message;
+  j["links"] = reply.links.is_array() ? reply.links : json::array();
+  return j;
+}
+
+bool from_json(const json& j, Reply* out, std::string* error) {
+  if (!j.is_object()) return fail(error, "a reply must be a JSON object");
+  for (const auto& [key, unused] : j.items()) {
+    if (key != "error" && key != "message" && key != "links") {
+      return fail(error, "unknown reply key \"" + key + "\"");
+    }
+  }
+  Reply r;
+  std::optional<int> err;
+  if (!j.contains("error")) return fail(error, "a reply needs \"error\"");
+  if (!read_integer(j, "error", 0, 4095, &err, error)) return false;
+  r.error = *err;
+  if (!read_string(j, "message", &r.message, error)) return false;
+  if (auto it = j.find("links"); it != j.end()) {
+    if (!it->is_array()) return fail(error, "\"links\" must be an array");
+    for (const auto& link : *it) {
+      if (!link.is_object()) return fail(error, "each link must be a JSON object");
+    }
+    r.links = *it;
+  }
+  *out = std::move(r);
+  return true;
+}
+
+}  // namespace umacvlan::control

@@ -1,0 +1,70 @@
+// ControlProtocol: the request and reply that cross the control socket
+// between the umacvlan CLI and the daemon.
+//
+// Contract: a LinkRequest is one parsed `link add|set|delete|show` command,
+// already validated by the CLI's parser (the daemon validates again against
+// its state). to_json() writes only the fields that are set, with stable key
+// names; from_json() is strict: it refuses unknown keys, unknown ops and
+// modes, values of the wrong JSON type or out of range and addresses that are
+// not "xx:xx:xx:xx:xx:xx", reporting one sentence in *error and leaving *out
+// untouched. A Reply carries a positive errno (0 = success), the sentence to
+// show the user and, for show, the links as iproute2-shaped JSON objects
+// (the keys of `ip -j -d -s link show`). No I/O: framing lives in
+// control_channel.h.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/mac_address.h"
+#include "core/mode.h"
+
+namespace umacvlan::control {
+
+enum class LinkOp { kAdd, kSet, kDelete, kShow };
+
+// The source-mode MAC list operation (IFLA_MACVLAN_MACADDR_MODE).
+enum class MacaddrMode { kNone, kAdd, kDel, kSet, kFlush };
+
+struct LinkRequest {
+  LinkOp op = LinkOp::kShow;
+  std::string name;  // add: the new NAME; set/del/show: the device (show: empty = all)
+  std::string link;  // add: the LOWER device
+  std::optional<core::MacAddress> address;
+  std::optional<std::uint32_t> mtu;
+  std::optional<bool> up;     // true = up, false = down, nullopt = unchanged
+  bool type_macvlan = false;  // "type macvlan" was given
+  std::optional<core::Mode> mode;
+  // Only when nopromisc/nodst/"flag X" was given; the kernel's
+  // IFLA_MACVLAN_FLAGS value (core::kFlagNoPromisc | core::kFlagNoDst).
+  std::optional<std::uint16_t> flags;
+  std::optional<std::uint32_t> bcqueuelen;
+  std::optional<std::int32_t> bclim;
+  MacaddrMode macaddr_mode = MacaddrMode::kNone;
+  std::vector<core::MacAddress> macaddrs;  // add/del: exactly one; set: any; flush: none
+
+  friend bool operator==(const LinkRequest&, const LinkRequest&) = default;
+};
+
+struct Reply {
+  int error = 0;                                   // positive errno, 0 = success
+  std::string message;                             // a sentence for the user; may be empty
+  nlohmann::json links = nlohmann::json::array();  // show: iproute2-shaped link objects
+};
+
+std::string_view to_string(LinkOp op);
+std::optional<LinkOp> parse_link_op(std::string_view text);
+std::string_view to_string(MacaddrMode mode);
+std::optional<MacaddrMode> parse_macaddr_mode(std::string_view text);
+
+nlohmann::json to_json(const LinkRequest& request);
+bool from_json(const nlohmann::json& json, LinkRequest* out, std::string* error);
+
+nlohmann::json to_json(const Reply& reply);
+bool from_json(const nlohmann::json& json, Reply* out, std::string* error);
+
+}  // namespace umacvlan::control

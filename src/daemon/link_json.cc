@@ -1,0 +1,98 @@
+#include "daemon/link_json.h"
+
+#include <linux/if.h>
+
+namespace umacvlan::daemon {
+namespace {
+
+// The order and names iproute2 prints interface flags in.
+struct FlagName {
+  unsigned bit;
+  const char* name;
+};
+constexpr FlagName kFlags[] = {
+    {IFF_LOOPBACK, "LOOPBACK"},   {IFF_BROADCAST, "BROADCAST"}, {IFF_POINTOPOINT, "POINTOPOINT"},
+    {IFF_MULTICAST, "MULTICAST"}, {IFF_NOARP, "NOARP"},         {IFF_ALLMULTI, "ALLMULTI"},
+    {IFF_PROMISC, "PROMISC"},     {IFF_MASTER, "MASTER"},       {IFF_SLAVE, "SLAVE"},
+    {IFF_DEBUG, "DEBUG"},         {IFF_DYNAMIC, "DYNAMIC"},     {IFF_AUTOMEDIA, "AUTOMEDIA"},
+    {IFF_PORTSEL, "PORTSEL"},     {IFF_NOTRAILERS, "NOTRAILERS"}, {IFF_UP, "UP"},
+    {IFF_LOWER_UP, "LOWER_UP"},   {IFF_DORMANT, "DORMANT"},     {IFF_ECHO, "ECHO"},
+};
+
+}  // namespace
+
+nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, int lower_ifindex,
+                         const core::Device& dev, const core::Port& port) {
+  using nlohmann::json;
+  // Flags and state as a macvlan shows them: up/down from the device, carrier
+  // from the lower.
+  unsigned flags = k.flags & ~(IFF_LOWER_UP | IFF_UP | IFF_RUNNING);
+  if (dev.up) flags |= IFF_UP;
+  const bool carrier = port.lower().carrier;
+  if (dev.up && carrier) flags |= IFF_LOWER_UP;
+  json fl = json::array();
+  if (dev.up && !carrier) fl.push_back("NO-CARRIER");
+  for (const auto& f : kFlags) {
+    if (flags & f.bit) fl.push_back(f.name);
+  }
+  if (!carrier) fl.push_back("M-DOWN");
+
+  json j;
+  j["ifindex"] = k.ifindex;
+  if (!lower_name.empty()) {
+    j["link"] = lower_name;
+  } else {
+    j["link_index"] = lower_ifindex;
+  }
+  j["ifname"] = k.name;
+  j["flags"] = fl;
+  j["mtu"] = dev.mtu;
+  j["qdisc"] = k.qdisc.empty() ? "noqueue" : k.qdisc;
+  j["operstate"] = !dev.up ? "DOWN" : (carrier ? "UP" : "LOWERLAYERDOWN");
+  j["linkmode"] = "DEFAULT";
+  j["group"] = "default";
+  j["txqlen"] = k.txqlen;
+  j["link_type"] = "ether";
+  j["address"] = dev.mac.to_string();
+  j["broadcast"] = "ff:ff:ff:ff:ff:ff";
+  j["promiscuity"] = k.promiscuity;
+  j["allmulti"] = k.allmulti;
+  j["min_mtu"] = core::kMinMtu;
+  j["max_mtu"] = port.lower().mtu;
+
+  json data;
+  data["mode"] = std::string(core::to_string(dev.mode));
+  if (dev.nopromisc()) data["nopromisc"] = true;
+  if (dev.nodst()) data["nodst"] = true;
+  data["bcqueuelen"] = dev.bcqueuelen;
+  data["usedbcqueuelen"] = port.used_bcqueuelen();
+  data["bclim"] = port.bclim();
+  if (dev.mode == core::Mode::kSource) {
+    data["macaddr_count"] = dev.sources.size();
+    json list = json::array();
+    for (const auto& m : dev.sources) list.push_back(m.to_string());
+    if (!dev.sources.empty()) data["macaddr_data"] = list;
+  }
+  j["linkinfo"] = {{"info_kind", "macvlan"}, {"info_data", data}};
+
+  const core::DeviceCounters& c = dev.counters;
+  j["stats64"] = {
+      {"rx",
+       {{"bytes", c.rx_bytes},
+        {"packets", c.rx_packets},
+        {"errors", 0},
+        {"dropped", c.rx_dropped},
+        {"over_errors", 0},
+        {"multicast", c.rx_multicast}}},
+      {"tx",
+       {{"bytes", c.tx_bytes},
+        {"packets", c.tx_packets},
+        {"errors", 0},
+        {"dropped", c.tx_dropped},
+        {"carrier_errors", 0},
+        {"collisions", 0}}},
+  };
+  return j;
+}
+
+}  // namespace umacvlan::daemon

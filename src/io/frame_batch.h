@@ -1,0 +1,77 @@
+// FrameBatch: a fixed-capacity batch of Ethernet frames for the data path.
+//
+// Contract: a batch owns one contiguous buffer, allocated once when the batch
+// is constructed (kBatchSize slots of slot_size() bytes each, 2048 by default:
+// an MTU-1500 frame plus VLAN tags fits). Backends fill it with
+// TapDevice::read_burst() / PacketLower::receive_burst(): they write frame i
+// into slot(i), then set frames[i] to a view of it and count to i + 1. A frame
+// that does not fit its slot is never truncated and never overflows: it is
+// skipped and counted in dropped_oversize. The views stay valid until the next
+// fill or clear() of the same batch, or until the batch is destroyed; they
+// never point into kernel rings or other batches. Filling a batch starts from
+// clear(): counts are per fill, the caller accumulates them. Move-only (moving
+// keeps the views valid: the buffer does not move). No allocation after
+// construction, no exceptions after construction, no I/O.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+namespace umacvlan::io {
+
+// A MAC address as the io layer passes it: six octets, network order.
+using MacBytes = std::array<std::uint8_t, 6>;
+
+inline constexpr std::size_t kBatchSize = 64;
+inline constexpr std::size_t kDefaultSlotSize = 2048;
+
+struct FrameBatch {
+  // slot_size: the largest frame the batch accepts (clamped to at least 64).
+  explicit FrameBatch(std::size_t slot_size = kDefaultSlotSize)
+      : slot_size_(slot_size < 64 ? 64 : slot_size),
+        storage_(std::make_unique<std::uint8_t[]>(kBatchSize * slot_size_)) {}
+  FrameBatch(FrameBatch&&) noexcept = default;
+  FrameBatch& operator=(FrameBatch&&) noexcept = default;
+  FrameBatch(const FrameBatch&) = delete;
+  FrameBatch& operator=(const FrameBatch&) = delete;
+
+  static constexpr std::size_t capacity() { return kBatchSize; }
+  std::size_t slot_size() const { return slot_size_; }
+  bool full() const { return count == kBatchSize; }
+  bool empty() const { return count == 0; }
+
+  void clear() {
+    count = 0;
+    dropped_oversize = 0;
+  }
+
+  // The writable buffer behind slot i (i < capacity()).
+  std::span<std::uint8_t> slot(std::size_t i) {
+    return {storage_.get() + i * slot_size_, slot_size_};
+  }
+  // Makes the first len bytes of the next free slot the next frame. The caller
+  // has already written them there; len <= slot_size(), the batch not full.
+  void commit(std::size_t len) {
+    frames[count] = {storage_.get() + count * slot_size_, len};
+    ++count;
+  }
+
+  std::span<const std::uint8_t> operator[](std::size_t i) const { return frames[i]; }
+  auto begin() const { return frames.begin(); }
+  auto end() const { return frames.begin() + static_cast<std::ptrdiff_t>(count); }
+
+  // The frames of this fill: frames[0 .. count).
+  std::array<std::span<const std::uint8_t>, kBatchSize> frames{};
+  std::size_t count = 0;
+  // Frames seen during this fill that were bigger than a slot (not in frames).
+  std::uint64_t dropped_oversize = 0;
+
+ private:
+  std::size_t slot_size_;
+  std::unique_ptr<std::uint8_t[]> storage_;
+};
+
+}  // namespace umacvlan::io

@@ -1,0 +1,355 @@
+#include "io/packet_lower.h"
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <linux/if_ether.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace umacvlan::io {
+namespace {
+
+constexpr std::size_t kMacPairSize = 12;  // destination + source
+constexpr std::size_t kVlanTagSize = 4;
+// struct virtio_net_hdr of <linux/virtio_net.h> (which C++ cannot include:
+// it has a member called `class`); multi-byte fields are little-endian.
+struct VnetHdr {
+  std::uint8_t flags;
+  std::uint8_t gso_type;
+  std::uint16_t hdr_len;
+  std::uint16_t gso_size;
+  std::uint16_t csum_start;
+  std::uint16_t csum_offset;
+};
+static_assert(sizeof(VnetHdr) == 10);
+constexpr std::uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr std::size_t kVnetHdrSize = sizeof(VnetHdr);
+
+// Every frame we send carries an all-zero virtio-net header: no GSO, checksum
+// complete.
+constexpr VnetHdr kZeroVnetHdr{};
+
+int set_int_opt(int fd, int level, int name, int value) {
+  return ::setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
+}
+
+// The ring's status words are shared with the kernel: read them before the
+// frames they cover, write them after we are done with those frames.
+std::uint32_t load_acquire(std::uint32_t& v) {
+  return std::atomic_ref<std::uint32_t>(v).load(std::memory_order_acquire);
+}
+
+// The Internet checksum of bytes [start, end) of frame, stored at
+// start + offset, as skb_checksum_help() would: the field already holds the
+// pseudo-header sum. No-op if the positions do not fit the frame.
+void complete_checksum(std::uint8_t* frame, std::size_t len, std::size_t start,
+                       std::size_t offset) {
+  if (start >= len || offset + 2 > len - start) return;
+  std::uint64_t sum = 0;
+  const std::uint8_t* p = frame + start;
+  std::size_t n = len - start;
+  for (; n >= 2; p += 2, n -= 2) sum += static_cast<std::uint32_t>(p[0] << 8 | p[1]);
+  if (n == 1) sum += static_cast<std::uint32_t>(p[0] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  std::uint16_t csum = static_cast<std::uint16_t>(~sum & 0xffff);
+  if (csum == 0) csum = 0xffff;  // 0 means "no checksum" to UDP
+  frame[start + offset] = static_cast<std::uint8_t>(csum >> 8);
+  frame[start + offset + 1] = static_cast<std::uint8_t>(csum & 0xff);
+}
+
+}  // namespace
+
+PacketLower::PacketLower(PacketLower&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)),
+      ifindex_(std::exchange(o.ifindex_, 0)),
+      ring_(std::exchange(o.ring_, nullptr)),
+      ring_size_(std::exchange(o.ring_size_, 0)),
+      block_(std::exchange(o.block_, 0)),
+      next_frame_(std::exchange(o.next_frame_, nullptr)),
+      frames_left_(std::exchange(o.frames_left_, 0)),
+      unicast_(std::move(o.unicast_)),
+      multicast_(std::move(o.multicast_)),
+      promisc_(std::exchange(o.promisc_, false)),
+      allmulti_(std::exchange(o.allmulti_, false)) {}
+
+PacketLower& PacketLower::operator=(PacketLower&& o) noexcept {
+  if (this != &o) {
+    close_all();
+    fd_ = std::exchange(o.fd_, -1);
+    ifindex_ = std::exchange(o.ifindex_, 0);
+    ring_ = std::exchange(o.ring_, nullptr);
+    ring_size_ = std::exchange(o.ring_size_, 0);
+    block_ = std::exchange(o.block_, 0);
+    next_frame_ = std::exchange(o.next_frame_, nullptr);
+    frames_left_ = std::exchange(o.frames_left_, 0);
+    unicast_ = std::move(o.unicast_);
+    multicast_ = std::move(o.multicast_);
+    promisc_ = std::exchange(o.promisc_, false);
+    allmulti_ = std::exchange(o.allmulti_, false);
+  }
+  return *this;
+}
+
+PacketLower::~PacketLower() {
+  close_all();
+}
+
+void PacketLower::close_all() {
+  if (ring_ != nullptr) ::munmap(ring_, ring_size_);
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ring_ = nullptr;
+  ring_size_ = 0;
+  block_ = 0;
+  next_frame_ = nullptr;
+  frames_left_ = 0;
+  unicast_.clear();
+  multicast_.clear();
+  promisc_ = allmulti_ = false;
+}
+
+int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out) {
+  if (out == nullptr || ifindex <= 0) return -EINVAL;
+  PacketLower pl;
+  pl.ifindex_ = ifindex;
+  const int rc = run_in_netns(ns, [&]() -> int {
+    // Protocol 0: the socket receives nothing until bind() names the
+    // protocol and the interface, so no frame of another interface slips in.
+    pl.fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (pl.fd_ < 0) return -errno;
+    // The version and the virtio-net header must be chosen before the ring.
+    if (int e = set_int_opt(pl.fd_, SOL_PACKET, PACKET_VERSION, TPACKET_V3); e != 0) return e;
+    if (int e = set_int_opt(pl.fd_, SOL_PACKET, PACKET_VNET_HDR, 1); e != 0) return e;
+    if (int e = set_int_opt(pl.fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1); e != 0) return e;
+
+    struct tpacket_req3 req {};
+    req.tp_block_size = static_cast<unsigned>(kBlockSize);
+    req.tp_block_nr = static_cast<unsigned>(kBlockCount);
+    req.tp_frame_size = static_cast<unsigned>(kRingFrameSize);
+    req.tp_frame_nr = static_cast<unsigned>(kBlockSize * kBlockCount / kRingFrameSize);
+    req.tp_retire_blk_tov = kRetireMs;
+    if (::setsockopt(pl.fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) return -errno;
+    void* ring = ::mmap(nullptr, kBlockSize * kBlockCount, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_POPULATE, pl.fd_, 0);
+    if (ring == MAP_FAILED) return -errno;
+    pl.ring_ = static_cast<std::uint8_t*>(ring);
+    pl.ring_size_ = kBlockSize * kBlockCount;
+
+    struct sockaddr_ll sll {};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    if (::bind(pl.fd_, reinterpret_cast<const struct sockaddr*>(&sll), sizeof(sll)) != 0) {
+      return -errno;
+    }
+    return 0;
+  });
+  if (rc != 0) return rc;  // pl's destructor unmaps and closes
+  *out = std::move(pl);
+  return 0;
+}
+
+void PacketLower::release_block() {
+  auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring_ + block_ * kBlockSize);
+  std::atomic_ref<std::uint32_t>(desc->hdr.bh1.block_status)
+      .store(TP_STATUS_KERNEL, std::memory_order_release);
+  block_ = (block_ + 1) % kBlockCount;
+  next_frame_ = nullptr;
+  frames_left_ = 0;
+}
+
+int PacketLower::receive_burst(FrameBatch& batch) {
+  batch.clear();
+  if (ring_ == nullptr) return 0;
+  while (!batch.full()) {
+    if (next_frame_ == nullptr) {
+      auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring_ + block_ * kBlockSize);
+      if ((load_acquire(desc->hdr.bh1.block_status) & TP_STATUS_USER) == 0) break;
+      frames_left_ = desc->hdr.bh1.num_pkts;
+      next_frame_ = reinterpret_cast<const std::uint8_t*>(desc) + desc->hdr.bh1.offset_to_first_pkt;
+      if (frames_left_ == 0) {
+        release_block();
+        continue;
+      }
+    }
+
+    const auto* hdr = reinterpret_cast<const struct tpacket3_hdr*>(next_frame_);
+    const std::uint8_t* data = next_frame_ + hdr->tp_mac;
+    const std::size_t caplen = hdr->tp_snaplen;
+    const bool tagged = (hdr->tp_status & TP_STATUS_VLAN_VALID) != 0;
+    const std::size_t len = caplen + (tagged ? kVlanTagSize : 0);
+    const std::span<std::uint8_t> slot = batch.slot(batch.count);
+
+    if (caplen < hdr->tp_len || len > slot.size() || (tagged && caplen < kMacPairSize)) {
+      ++batch.dropped_oversize;
+    } else {
+      std::uint8_t* dst = slot.data();
+      if (tagged) {
+        const std::uint16_t tpid =
+            (hdr->tp_status & TP_STATUS_VLAN_TPID_VALID) != 0 && hdr->hv1.tp_vlan_tpid != 0
+                ? hdr->hv1.tp_vlan_tpid
+                : static_cast<std::uint16_t>(ETH_P_8021Q);
+        const std::uint16_t tci = static_cast<std::uint16_t>(hdr->hv1.tp_vlan_tci);
+        std::memcpy(dst, data, kMacPairSize);
+        dst[12] = static_cast<std::uint8_t>(tpid >> 8);
+        dst[13] = static_cast<std::uint8_t>(tpid & 0xff);
+        dst[14] = static_cast<std::uint8_t>(tci >> 8);
+        dst[15] = static_cast<std::uint8_t>(tci & 0xff);
+        std::memcpy(dst + kMacPairSize + kVlanTagSize, data + kMacPairSize, caplen - kMacPairSize);
+      } else {
+        std::memcpy(dst, data, caplen);
+      }
+      VnetHdr vh;
+      std::memcpy(&vh, data - kVnetHdrSize, kVnetHdrSize);
+      if ((vh.flags & kVnetNeedsCsum) != 0) {
+        // csum_start counts from the frame as the kernel holds it, without
+        // the tag we put back.
+        const std::size_t start = le16toh(vh.csum_start) + (tagged ? kVlanTagSize : 0);
+        complete_checksum(dst, len, start, le16toh(vh.csum_offset));
+      }
+      batch.commit(len);
+    }
+
+    if (--frames_left_ == 0) {
+      release_block();
+    } else {
+      next_frame_ += hdr->tp_next_offset;
+    }
+  }
+  return static_cast<int>(batch.count);
+}
+
+int PacketLower::send(std::span<const std::uint8_t> frame) {
+  if (fd_ < 0) return -EBADF;
+  struct iovec iov[2] = {
+      {const_cast<VnetHdr*>(&kZeroVnetHdr), kVnetHdrSize},
+      {const_cast<std::uint8_t*>(frame.data()), frame.size()},
+  };
+  struct msghdr msg {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  for (;;) {
+    if (::sendmsg(fd_, &msg, MSG_DONTWAIT) >= 0) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int PacketLower::send_burst(std::span<const std::span<const std::uint8_t>> frames) {
+  if (fd_ < 0) return -EBADF;
+  const std::size_t n = std::min(frames.size(), kBatchSize);
+  if (n == 0) return 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    iovs_[2 * i] = {const_cast<VnetHdr*>(&kZeroVnetHdr), kVnetHdrSize};
+    iovs_[2 * i + 1] = {const_cast<std::uint8_t*>(frames[i].data()), frames[i].size()};
+    msgs_[i] = {};
+    msgs_[i].msg_hdr.msg_iov = &iovs_[2 * i];
+    msgs_[i].msg_hdr.msg_iovlen = 2;
+  }
+  for (;;) {
+    const int sent = ::sendmmsg(fd_, msgs_.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+    if (sent >= 0) return sent;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int PacketLower::membership(int type, const MacBytes* mac, bool add) {
+  if (fd_ < 0) return -EBADF;
+  struct packet_mreq mr {};
+  mr.mr_ifindex = ifindex_;
+  mr.mr_type = static_cast<unsigned short>(type);
+  if (mac != nullptr) {
+    mr.mr_alen = static_cast<unsigned short>(mac->size());
+    std::memcpy(mr.mr_address, mac->data(), mac->size());
+  }
+  const int opt = add ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP;
+  return ::setsockopt(fd_, SOL_PACKET, opt, &mr, sizeof(mr)) == 0 ? 0 : -errno;
+}
+
+namespace {
+
+// Adds or removes mac in list, with the kernel call first so that a refusal
+// leaves list as it was.
+template <typename Apply>
+int update_list(std::vector<MacBytes>& list, const MacBytes& mac, bool add, Apply apply) {
+  const auto it = std::find(list.begin(), list.end(), mac);
+  if ((it != list.end()) == add) return 0;
+  if (add) list.reserve(list.size() + 1);  // so push_back below cannot fail
+  if (const int rc = apply(); rc != 0) return rc;
+  if (add) {
+    list.push_back(mac);
+  } else {
+    list.erase(it);
+  }
+  return 0;
+}
+
+bool is_multicast(const MacBytes& mac) {
+  return (mac[0] & 0x01) != 0;
+}
+
+}  // namespace
+
+int PacketLower::add_unicast(const MacBytes& mac) {
+  if (is_multicast(mac) || mac == MacBytes{}) return -EINVAL;
+  return update_list(unicast_, mac, true,
+                     [&] { return membership(PACKET_MR_UNICAST, &mac, true); });
+}
+
+int PacketLower::del_unicast(const MacBytes& mac) {
+  if (is_multicast(mac)) return -EINVAL;
+  return update_list(unicast_, mac, false,
+                     [&] { return membership(PACKET_MR_UNICAST, &mac, false); });
+}
+
+int PacketLower::add_multicast(const MacBytes& mac) {
+  if (!is_multicast(mac)) return -EINVAL;
+  return update_list(multicast_, mac, true,
+                     [&] { return membership(PACKET_MR_MULTICAST, &mac, true); });
+}
+
+int PacketLower::del_multicast(const MacBytes& mac) {
+  if (!is_multicast(mac)) return -EINVAL;
+  return update_list(multicast_, mac, false,
+                     [&] { return membership(PACKET_MR_MULTICAST, &mac, false); });
+}
+
+int PacketLower::set_promisc(bool on) {
+  if (promisc_ == on) return 0;
+  if (const int rc = membership(PACKET_MR_PROMISC, nullptr, on); rc != 0) return rc;
+  promisc_ = on;
+  return 0;
+}
+
+int PacketLower::set_allmulti(bool on) {
+  if (allmulti_ == on) return 0;
+  if (const int rc = membership(PACKET_MR_ALLMULTI, nullptr, on); rc != 0) return rc;
+  allmulti_ = on;
+  return 0;
+}
+
+int PacketLower::pending_error() {
+  if (fd_ < 0) return -EBADF;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  return -err;
+}
+
+int PacketLower::read_stats(RingStats* out) {
+  if (fd_ < 0) return -EBADF;
+  struct tpacket_stats_v3 st {};
+  socklen_t len = sizeof(st);
+  if (::getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return -errno;
+  out->packets = st.tp_packets;
+  out->drops = st.tp_drops;
+  out->freezes = st.tp_freeze_q_cnt;
+  return 0;
+}
+
+}  // namespace umacvlan::io

@@ -1,0 +1,138 @@
+// PacketLower: the lower device through an AF_PACKET socket, the "wire" side
+// of the data path: frames the lower receives are read here, frames for the
+// wire are sent here.
+//
+// Contract: a PacketLower owns one non-blocking, close-on-exec AF_PACKET
+// socket bound to one interface, opened inside the namespace the interface
+// lives in, and the TPACKET_V3 receive ring mapped over it (kBlockCount blocks
+// of kBlockSize bytes; a block is handed to us when full or after
+// kRetireMs). Closing (destruction, move-assignment) unmaps the ring and
+// closes the socket; the kernel then drops every filter membership the socket
+// added, so nothing needs cleaning up after a crash.
+//
+// Receiving: receive_burst() copies frames out of the ring into the batch
+// (views stay valid as FrameBatch says) and gives each fully consumed block
+// back to the kernel at once. Frames are complete, as on the wire: the 802.1Q
+// or 802.1ad tag the kernel moved into metadata is put back, and a checksum a
+// virtual lower left for "hardware" to fill in (veth carrying the stack's
+// CHECKSUM_PARTIAL frames) is computed. The socket does not see its own
+// transmissions nor the host stack's on that interface
+// (PACKET_IGNORE_OUTGOING), as a kernel macvlan never sees what its lower
+// sends. A frame bigger than a batch slot (for example a GSO super-frame from
+// a veth peer) is skipped and counted in batch.dropped_oversize.
+//
+// Filters: add_unicast() puts a device MAC in the lower's unicast filter, as
+// the kernel's macvlan does with dev_uc_add(); a lower without unicast
+// filtering (veth) then turns promiscuous by itself. The calls are
+// idempotent: adding twice or removing what is absent returns 0 and changes
+// nothing.
+//
+// Every call returns 0 or a count on success and a negative errno on failure;
+// nothing throws, nothing logs, the data calls (receive_burst, send,
+// send_burst) never allocate.
+#pragma once
+
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "io/frame_batch.h"
+#include "io/netns.h"
+
+namespace umacvlan::io {
+
+class PacketLower {
+ public:
+  static constexpr std::size_t kBlockSize = std::size_t{1} << 18;  // 256 KiB
+  static constexpr std::size_t kBlockCount = 16;                   // 4 MiB ring
+  static constexpr std::size_t kRingFrameSize = 2048;
+  static constexpr unsigned kRetireMs = 1;
+
+  // Counters the kernel keeps for the socket since the previous read_stats().
+  struct RingStats {
+    std::uint64_t packets = 0;  // frames that reached the socket, drops included
+    std::uint64_t drops = 0;    // frames lost because the ring was full
+    std::uint64_t freezes = 0;  // times the ring filled up
+  };
+
+  PacketLower() = default;
+  PacketLower(PacketLower&& o) noexcept;
+  PacketLower& operator=(PacketLower&& o) noexcept;
+  PacketLower(const PacketLower&) = delete;
+  PacketLower& operator=(const PacketLower&) = delete;
+  ~PacketLower();
+
+  // Opens the socket inside ns on the interface ifindex (an index in ns),
+  // sets the ring up and binds. -ENODEV if there is no such interface. *out
+  // is replaced only on success.
+  static int open(const NetnsFd& ns, int ifindex, PacketLower* out);
+
+  bool valid() const { return fd_ >= 0; }
+  // For epoll: readable when a ring block is ready; EPOLLERR reports an
+  // interface that went down or away (see pending_error()).
+  int fd() const { return fd_; }
+  int ifindex() const { return ifindex_; }
+
+  // Copies up to batch.capacity() frames out of the ring; the batch is
+  // cleared first. Returns batch.count.
+  int receive_burst(FrameBatch& batch);
+
+  // Sends one frame out of the interface. 0 or -errno (-EAGAIN/-ENOBUFS when
+  // the queue is full, -ENETDOWN when the interface is down, -EMSGSIZE when
+  // the frame exceeds its MTU): the caller counts a drop.
+  int send(std::span<const std::uint8_t> frame);
+  // Sends frames in order with one system call (sendmmsg), stopping at the
+  // first that fails. Returns how many went out, or -errno if the first one
+  // failed. At most kBatchSize frames are considered.
+  int send_burst(std::span<const std::span<const std::uint8_t>> frames);
+
+  // Filter memberships on the interface (PACKET_ADD/DROP_MEMBERSHIP).
+  // -EINVAL for a multicast MAC given to *_unicast or a unicast one given to
+  // *_multicast.
+  int add_unicast(const MacBytes& mac);
+  int del_unicast(const MacBytes& mac);
+  int add_multicast(const MacBytes& mac);
+  int del_multicast(const MacBytes& mac);
+  int set_promisc(bool on);
+  int set_allmulti(bool on);
+
+  // The socket's pending error (SO_ERROR, which reading clears) as -errno, or
+  // 0: -ENETDOWN after the interface went down or was deleted.
+  int pending_error();
+  // Kernel counters since the previous call (PACKET_STATISTICS resets them).
+  int read_stats(RingStats* out);
+
+ private:
+  void close_all();
+  int membership(int type, const MacBytes* mac, bool add);
+  // Gives the current block back to the kernel and moves to the next one.
+  void release_block();
+
+  int fd_ = -1;
+  int ifindex_ = 0;
+  std::uint8_t* ring_ = nullptr;
+  std::size_t ring_size_ = 0;
+
+  // Reader position: the block we are in, the next frame in it (nullptr:
+  // not yet opened) and how many frames of the block remain.
+  std::size_t block_ = 0;
+  const std::uint8_t* next_frame_ = nullptr;
+  std::uint32_t frames_left_ = 0;
+
+  std::vector<MacBytes> unicast_;
+  std::vector<MacBytes> multicast_;
+  bool promisc_ = false;
+  bool allmulti_ = false;
+
+  // Scratch for send_burst(), reused so sending never allocates.
+  std::array<struct mmsghdr, kBatchSize> msgs_{};
+  std::array<struct iovec, 2 * kBatchSize> iovs_{};
+};
+
+}  // namespace umacvlan::io

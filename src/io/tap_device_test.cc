@@ -1,0 +1,347 @@
+// Needs root. Every test works in namespaces of its own (ScopedNetns).
+#include "io/tap_device.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+
+#include "io/io_test_util.h"
+#include "io/packet_lower.h"
+
+namespace umacvlan::io {
+namespace {
+
+using testing::collect;
+using testing::has_marker;
+using testing::ifindex_in;
+using testing::kMacA;
+using testing::kMacB;
+using testing::make_frame;
+using testing::ScopedNetns;
+
+class TapDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    ASSERT_TRUE(ns_.ok());
+  }
+  ScopedNetns ns_;
+};
+
+// Reads from tap until a frame with marker arrives or the timeout passes.
+std::vector<std::uint8_t> read_marked(TapDevice& tap, std::uint32_t marker,
+                                      std::uint64_t* oversize = nullptr) {
+  FrameBatch batch;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    struct pollfd pfd {
+      tap.fd(), POLLIN, 0
+    };
+    ::poll(&pfd, 1, 20);
+    if (tap.read_burst(batch) < 0) break;
+    if (oversize != nullptr) *oversize += batch.dropped_oversize;
+    for (auto f : batch) {
+      if (has_marker(f, marker)) return {f.begin(), f.end()};
+    }
+  }
+  return {};
+}
+
+// Polls fn() until it returns true or five seconds pass.
+bool eventually(const std::function<bool()>& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST_F(TapDeviceTest, OpenCreatesPersistentDeviceInsideNamespace) {
+  const NetnsFd ns = ns_.open();
+  {
+    TapDevice tap;
+    ASSERT_EQ(TapDevice::open(ns, "umvtap0", &tap), 0);
+    EXPECT_TRUE(tap.valid());
+    EXPECT_EQ(tap.name(), "umvtap0");
+    EXPECT_GT(tap.ifindex(), 0);
+    EXPECT_EQ(ifindex_in(ns, "umvtap0"), tap.ifindex());
+    EXPECT_EQ(if_nametoindex("umvtap0"), 0u) << "created in the test's own namespace";
+    EXPECT_EQ(tap.current_netns().inode(), ns.inode());
+    EXPECT_EQ(tap.current_ifindex(), tap.ifindex());
+  }
+  // Closing the fd leaves the persistent device; opening again attaches.
+  const int index = ifindex_in(ns, "umvtap0");
+  ASSERT_GT(index, 0);
+  TapDevice again;
+  ASSERT_EQ(TapDevice::open(ns, "umvtap0", &again), 0);
+  EXPECT_EQ(again.ifindex(), index);
+  EXPECT_EQ(again.destroy(), 0);
+  EXPECT_FALSE(again.valid());
+  EXPECT_EQ(ifindex_in(ns, "umvtap0"), 0);
+}
+
+TEST_F(TapDeviceTest, OpenRefusesBadNamesOtherDevicesAndASecondAttach) {
+  const NetnsFd ns = ns_.open();
+  TapDevice tap;
+  EXPECT_EQ(TapDevice::open(ns, "", &tap), -EINVAL);
+  EXPECT_EQ(TapDevice::open(ns, "sixteen-chars-xx", &tap), -EINVAL);
+  ASSERT_EQ(ns_.ip("link add va type veth peer name vb"), 0);
+  EXPECT_EQ(TapDevice::open(ns, "va", &tap), -EINVAL);
+  EXPECT_FALSE(tap.valid());
+
+  ASSERT_EQ(TapDevice::open(ns, "umvtap0", &tap), 0);
+  TapDevice second;
+  EXPECT_EQ(TapDevice::open(ns, "umvtap0", &second), -EBUSY);
+  EXPECT_FALSE(second.valid());
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, PatternNameReportsTheNameTheKernelChose) {
+  const NetnsFd ns = ns_.open();
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns, "umv%d", &tap), 0);
+  EXPECT_EQ(tap.name(), "umv0");
+  EXPECT_EQ(ifindex_in(ns, "umv0"), tap.ifindex());
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, SetMacMtuUpAndCarrierShowInTheNamespace) {
+  const NetnsFd ns = ns_.open();
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns, "umvtap0", &tap), 0);
+  ASSERT_EQ(tap.set_mac({0x02, 0x11, 0x22, 0x33, 0x44, 0x55}), 0);
+  ASSERT_EQ(tap.set_mtu(1400), 0);
+  ASSERT_EQ(tap.set_up(true), 0);
+  auto l = ns_.link("umvtap0");
+  ASSERT_FALSE(l.is_null());
+  EXPECT_EQ(l["address"], "02:11:22:33:44:55");
+  EXPECT_EQ(l["mtu"], 1400);
+  EXPECT_TRUE(ns_.has_flag("umvtap0", "UP"));
+  EXPECT_EQ(tap.set_mac({0x01, 0, 0, 0, 0, 1}), -EINVAL);
+  EXPECT_EQ(tap.set_mtu(10), -EINVAL);
+
+  ASSERT_EQ(tap.set_carrier(false), 0);
+  EXPECT_TRUE(ns_.has_flag("umvtap0", "NO-CARRIER"));
+  ASSERT_EQ(tap.set_carrier(true), 0);
+  EXPECT_FALSE(ns_.has_flag("umvtap0", "NO-CARRIER"));
+
+  ASSERT_EQ(tap.set_up(false), 0);
+  EXPECT_FALSE(ns_.has_flag("umvtap0", "UP"));
+  EXPECT_EQ(tap.set_up(false), 0);
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, WriteToDownDeviceFailsWithEio) {
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns_.open(), "umvtap0", &tap), 0);
+  const auto frame = make_frame(kMacA, kMacB, 1);
+  EXPECT_EQ(tap.write(frame), -EIO);
+  ASSERT_EQ(tap.set_up(true), 0);
+  EXPECT_EQ(tap.write(frame), 0);
+  EXPECT_EQ(tap.write(std::span(frame).first(10)), -EINVAL);
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, WrittenFrameIsReceivedOnTheDeviceByteExact) {
+  const NetnsFd ns = ns_.open();
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns, "umvtap0", &tap), 0);
+  ASSERT_EQ(tap.set_up(true), 0);
+  PacketLower capture;
+  ASSERT_EQ(PacketLower::open(ns, tap.ifindex(), &capture), 0);
+
+  const auto frame = make_frame(kMacA, kMacB, 0x1234, 200);
+  ASSERT_EQ(tap.write(frame), 0);
+  const auto got = collect(capture, 1, [](auto f) { return has_marker(f, 0x1234); });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], frame);
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, ReadBurstReturnsWhatTheDeviceTransmitsInBatches) {
+  const NetnsFd ns = ns_.open();
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns, "umvtap0", &tap), 0);
+  ASSERT_EQ(tap.set_up(true), 0);
+  PacketLower sender;
+  ASSERT_EQ(PacketLower::open(ns, tap.ifindex(), &sender), 0);
+
+  FrameBatch batch;
+  EXPECT_EQ(tap.read_burst(batch), 0) << "nothing pending yet";
+
+  const auto one = make_frame(kMacB, kMacA, 0x55aa, 100);
+  ASSERT_EQ(sender.send(one), 0);
+  EXPECT_EQ(read_marked(tap, 0x55aa), one);
+
+  // 100 frames: a burst stops at the batch capacity and the rest follows.
+  std::vector<std::vector<std::uint8_t>> frames;
+  for (std::uint32_t i = 0; i < 100; ++i) frames.push_back(make_frame(kMacB, kMacA, 0x7000 + i));
+  for (const auto& f : frames) ASSERT_EQ(sender.send(f), 0);
+  std::vector<std::vector<std::uint8_t>> got;
+  bool saw_full_batch = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (got.size() < frames.size() && std::chrono::steady_clock::now() < deadline) {
+    const int n = tap.read_burst(batch);
+    ASSERT_GE(n, 0);
+    saw_full_batch |= batch.full();
+    for (auto f : batch) {
+      if (f.size() >= 16 && f[12] == 0x88 && f[13] == 0xb5) got.emplace_back(f.begin(), f.end());
+    }
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(saw_full_batch);
+  EXPECT_EQ(got, frames);
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, ReadBurstSkipsAndCountsFramesBiggerThanASlot) {
+  const NetnsFd ns = ns_.open();
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns, "umvtap0", &tap), 0);
+  ASSERT_EQ(tap.set_mtu(4000), 0);
+  ASSERT_EQ(tap.set_up(true), 0);
+  PacketLower sender;
+  ASSERT_EQ(PacketLower::open(ns, tap.ifindex(), &sender), 0);
+
+  const auto big = make_frame(kMacB, kMacA, 0xb16, 3000);
+  const auto small = make_frame(kMacB, kMacA, 0x5a11, 100);
+  ASSERT_EQ(sender.send(big), 0);
+  ASSERT_EQ(sender.send(small), 0);
+  std::uint64_t oversize = 0;
+  EXPECT_EQ(read_marked(tap, 0x5a11, &oversize), small);
+  EXPECT_EQ(oversize, 1u);
+
+  // A batch with big slots takes it whole.
+  FrameBatch jumbo(4096);
+  ASSERT_EQ(sender.send(big), 0);
+  std::vector<std::uint8_t> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_GE(tap.read_burst(jumbo), 0);
+    for (auto f : jumbo) {
+      if (has_marker(f, 0xb16)) got.assign(f.begin(), f.end());
+    }
+  }
+  EXPECT_EQ(got, big);
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapDeviceTest, CurrentNetnsFollowsTheDeviceToAnotherNamespace) {
+  ScopedNetns other;
+  ASSERT_TRUE(other.ok());
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns_.open(), "umvtap0", &tap), 0);
+  ASSERT_EQ(ns_.ip("link set umvtap0 netns " + other.name()), 0);
+
+  const NetnsFd there = other.open();
+  EXPECT_EQ(tap.current_netns().inode(), there.inode());
+  EXPECT_NE(tap.current_netns().inode(), ns_.open().inode());
+  EXPECT_EQ(tap.current_ifindex(), ifindex_in(there, "umvtap0"));
+  // Control calls act where the device is now.
+  ASSERT_EQ(tap.set_mtu(1280), 0);
+  EXPECT_EQ(other.link("umvtap0")["mtu"], 1280);
+
+  ASSERT_EQ(other.ip("link set umvtap0 name renamed0"), 0);
+  std::string name;
+  ASSERT_EQ(tap.current_name(&name), 0);
+  EXPECT_EQ(name, "renamed0");
+  ASSERT_EQ(tap.set_up(true), 0);
+  EXPECT_TRUE(other.has_flag("renamed0", "UP"));
+  EXPECT_EQ(tap.destroy(), 0);
+  EXPECT_TRUE(other.link("renamed0").is_null());
+}
+
+TEST_F(TapDeviceTest, ReadBurstFailsOnceTheDevicesNamespaceIsDeleted) {
+  auto other = std::make_unique<ScopedNetns>();
+  ASSERT_TRUE(other->ok());
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(ns_.open(), "umvtap0", &tap), 0);
+  ASSERT_EQ(ns_.ip("link set umvtap0 netns " + other->name()), 0);
+  FrameBatch batch;
+  EXPECT_EQ(tap.read_burst(batch), 0);
+
+  other->remove();  // no fd of it is left open anywhere: it dies
+  int rc = 0;
+  EXPECT_TRUE(eventually([&] { return (rc = tap.read_burst(batch)) < 0; }));
+  EXPECT_EQ(rc, -EBADFD);
+  EXPECT_EQ(tap.write(make_frame(kMacA, kMacB, 1)), -EBADFD);
+  EXPECT_FALSE(tap.current_netns().valid());
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+// Characterises the kernel: the tun fd holds a reference on the namespace it
+// was opened in, so a device opened with open() outlives `ip netns del` of
+// its own namespace until the fd is closed. create_and_move() avoids this.
+TEST_F(TapDeviceTest, OpenKeepsItsOwnNamespaceAlive) {
+  auto doomed = std::make_unique<ScopedNetns>();
+  ASSERT_TRUE(doomed->ok());
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::open(doomed->open(), "umvtap0", &tap), 0);
+  const ino_t inode = tap.current_netns().inode();
+  doomed->remove();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  FrameBatch batch;
+  EXPECT_EQ(tap.read_burst(batch), 0);
+  EXPECT_EQ(tap.current_netns().inode(), inode);
+  EXPECT_EQ(tap.destroy(), 0);  // lets the namespace go
+}
+
+class TapCreateAndMoveTest : public TapDeviceTest {
+ protected:
+  void SetUp() override {
+    TapDeviceTest::SetUp();
+    ASSERT_TRUE(target_->ok());
+  }
+  // ns_ plays the daemon's own namespace ("home").
+  std::unique_ptr<ScopedNetns> target_ = std::make_unique<ScopedNetns>();
+};
+
+TEST_F(TapCreateAndMoveTest, DeviceLandsInTargetAndDiesWithIt) {
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::create_and_move(ns_.open(), target_->open(), "mv0", &tap), 0);
+  EXPECT_EQ(tap.name(), "mv0");
+  EXPECT_EQ(tap.ifindex(), ifindex_in(target_->open(), "mv0"));
+  EXPECT_EQ(tap.current_netns().inode(), target_->open().inode());
+  EXPECT_EQ(ifindex_in(ns_.open(), "mv0"), 0);
+
+  ASSERT_EQ(tap.set_up(true), 0);
+  FrameBatch batch;
+  EXPECT_GE(tap.read_burst(batch), 0);
+
+  target_->remove();
+  int rc = 0;
+  EXPECT_TRUE(eventually([&] { return (rc = tap.read_burst(batch)) < 0; }));
+  EXPECT_EQ(rc, -EBADFD);
+  EXPECT_EQ(tap.destroy(), 0);
+}
+
+TEST_F(TapCreateAndMoveTest, NameTakenInTargetIsRefusedAndLeavesNothingBehind) {
+  ASSERT_EQ(target_->ip("link add mv0 type veth peer name mv0p"), 0);
+  const std::string before = testing::capture("ip -n " + ns_.name() + " -o link");
+  TapDevice tap;
+  EXPECT_EQ(TapDevice::create_and_move(ns_.open(), target_->open(), "mv0", &tap), -EEXIST);
+  EXPECT_FALSE(tap.valid());
+  EXPECT_EQ(testing::capture("ip -n " + ns_.name() + " -o link"), before);
+  EXPECT_EQ(target_->link("mv0")["linkinfo"]["info_kind"], "veth");
+  EXPECT_EQ(TapDevice::create_and_move(ns_.open(), target_->open(), "bad%d", &tap), -EINVAL);
+}
+
+TEST_F(TapCreateAndMoveTest, NameTakenAtHomeStillWorks) {
+  ASSERT_EQ(ns_.ip("link add mv0 type veth peer name mv0p"), 0);
+  TapDevice tap;
+  ASSERT_EQ(TapDevice::create_and_move(ns_.open(), target_->open(), "mv0", &tap), 0);
+  EXPECT_EQ(ifindex_in(target_->open(), "mv0"), tap.ifindex());
+  EXPECT_EQ(ns_.link("mv0")["linkinfo"]["info_kind"], "veth");
+  const auto l = target_->link("mv0");
+  ASSERT_FALSE(l.is_null());
+  EXPECT_EQ(l["linkinfo"]["info_kind"], "tun");
+  EXPECT_EQ(tap.destroy(), 0);
+  EXPECT_TRUE(target_->link("mv0").is_null());
+}
+
+}  // namespace
+}  // namespace umacvlan::io
