@@ -22,8 +22,8 @@ Status check_flags(Mode mode, std::uint16_t flags) {
   if ((flags & ~(kFlagNoPromisc | kFlagNoDst)) != 0) return invalid("unknown macvlan flags");
   if ((flags & kFlagNoPromisc) && mode != Mode::kPassthru)
     return invalid("nopromisc flag only valid in passthru mode");
-  if ((flags & kFlagNoDst) && mode != Mode::kSource)
-    return invalid("nodst flag only valid in source mode");
+  // nodst outside source mode is accepted (kernel and iproute2 both take it;
+  // it only has an effect on a source-mode device).
   return Status::success();
 }
 

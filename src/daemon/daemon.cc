@@ -153,7 +153,12 @@ int run(const Options& options) {
         (void)!::read(sfd, &si, sizeof si);
         running = false;
       } else if (tag->kind == FdTag::kLower) {
-        dataplane.on_lower_readable(*tag->port);
+        if (dataplane.on_lower_readable(*tag->port) < 0) {
+          // The lower went down or away: clear the socket error so the loop
+          // does not spin, and let the resync decide what it means.
+          tag->port->lower.pending_error();
+          resync = true;
+        }
       } else {
         PortRuntime& port = *tag->port;
         auto it = port.devices.find(tag->device);

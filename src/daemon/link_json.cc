@@ -58,7 +58,7 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
   j["promiscuity"] = k.promiscuity;
   j["allmulti"] = k.allmulti;
   j["min_mtu"] = core::kMinMtu;
-  j["max_mtu"] = port.lower().mtu;
+  j["max_mtu"] = k.max_mtu ? k.max_mtu : 65535u;
 
   json data;
   data["mode"] = std::string(core::to_string(dev.mode));

@@ -133,6 +133,7 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     fresh->lower_ns = caller.dup();
     fresh->lower_ns_inode = caller.inode();
     fresh->lower_ifindex = lower.ifindex;
+    fresh->lower_name = lower.name;
     port = fresh.get();
   }
 
@@ -263,7 +264,7 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
       io::LinkInfo li;
       if (rtnl.get_link(d.ifindex, &li) != 0) continue;
       std::string lower_name;
-      if (p->lower_ns_inode == here) lower_name = p->port.lower().name;
+      if (p->lower_ns_inode == here) lower_name = p->lower_name;
       rows.emplace_back(li.ifindex,
                         link_json(li, lower_name, p->lower_ifindex, *p->port.device(id), p->port));
     }
@@ -397,6 +398,7 @@ bool LinkService::resync_lower(PortRuntime& port) {
   io::LinkInfo li;
   if (port.lower_rtnl.get_link(port.lower_ifindex, &li) != 0) return false;
   core::Port& p = port.port;
+  port.lower_name = li.name;
   if (li.mtu != p.lower().mtu) {
     p.lower_mtu_changed(li.mtu);
     for (auto& [id, d] : port.devices) apply_device(port, d);

@@ -50,6 +50,7 @@ struct PortRuntime {
   io::NetnsFd lower_ns;
   ino_t lower_ns_inode = 0;
   int lower_ifindex = 0;
+  std::string lower_name;  // follows renames
   io::RtNetlink lower_rtnl;
   io::PacketLower lower;
   core::Port port;

@@ -1,0 +1,149 @@
+#include "cli/control_client.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "daemon/control_channel.h"
+
+namespace umacvlan::cli {
+namespace {
+
+constexpr auto kConnectRetry = std::chrono::milliseconds(20);
+
+std::string errno_text(int negative_errno) {
+  return std::strerror(-negative_errno);
+}
+
+// Double fork: the daemon is reparented at once, so it is never our zombie
+// and outlives us.
+int start_daemon(const std::string& socket_path) {
+  // Everything exec needs is built before fork().
+  const char* exe = "/proc/self/exe";
+  const char* argv[] = {"umacvlan", "daemon", "--socket", socket_path.c_str(), nullptr};
+  const pid_t child = ::fork();
+  if (child < 0) return -errno;
+  if (child == 0) {
+    ::setsid();
+    const pid_t daemon = ::fork();
+    if (daemon != 0) ::_exit(daemon < 0 ? 1 : 0);
+    const int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, STDIN_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+    }
+    // Whatever the caller left open (a pipe of a test harness, say) must not
+    // stay open for the daemon's lifetime.
+    ::close_range(STDERR_FILENO + 1, ~0U, 0);
+    ::execv(exe, const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+bool nobody_listens(int rc) {
+  return rc == -ENOENT || rc == -ECONNREFUSED;
+}
+
+int connect_or_start(const std::string& path, bool allow_start, std::string* error) {
+  int fd = control::connect_unix(path);
+  if (fd >= 0) return fd;
+  if (!nobody_listens(fd) || !allow_start) {
+    *error = fmt::format("Cannot reach the umacvlan daemon at \"{}\": {}.", path, errno_text(fd));
+    if (nobody_listens(fd)) {
+      *error += " Start it with \"umacvlan daemon\", or leave out --no-start.";
+    }
+    return fd;
+  }
+  if (int rc = start_daemon(path); rc < 0) {
+    *error = fmt::format("Cannot start the umacvlan daemon: {}.", errno_text(rc));
+    return rc;
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
+  for (;;) {
+    fd = control::connect_unix(path);
+    if (fd >= 0) return fd;
+    if (!nobody_listens(fd) || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(kConnectRetry);
+  }
+  *error = fmt::format(
+      "Started the umacvlan daemon, but it does not answer at \"{}\": {}. Run \"umacvlan daemon "
+      "--foreground --socket {}\" to see why.",
+      path, errno_text(fd), path);
+  return fd;
+}
+
+}  // namespace
+
+int call_daemon(const control::LinkRequest& request, control::Reply* out, bool allow_start,
+                std::string* error, int netns_fd) {
+  std::string scratch;
+  if (error == nullptr) error = &scratch;
+  const std::string path = control::default_socket_path();
+
+  int own_netns = -1;
+  if (netns_fd < 0) {
+    own_netns = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own_netns < 0) {
+      const int e = -errno;
+      *error = fmt::format("Cannot open our network namespace: {}.", errno_text(e));
+      return e;
+    }
+    netns_fd = own_netns;
+  }
+  const int fd = connect_or_start(path, allow_start, error);
+  if (fd < 0) {
+    if (own_netns >= 0) ::close(own_netns);
+    return fd;
+  }
+
+  timeval timeout{kReplyTimeoutSeconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+
+  int rc = control::send_message(fd, control::to_json(request), netns_fd);
+  if (own_netns >= 0) ::close(own_netns);
+  if (rc < 0) {
+    *error = fmt::format("Cannot send the request to the umacvlan daemon: {}.", errno_text(rc));
+    ::close(fd);
+    return rc;
+  }
+  nlohmann::json reply_json;
+  int passed = -1;
+  rc = control::recv_message(fd, &reply_json, &passed);
+  ::close(fd);
+  if (passed >= 0) ::close(passed);
+  if (rc < 0) {
+    if (rc == -EAGAIN) {
+      *error = fmt::format("The umacvlan daemon did not answer within {} s.", kReplyTimeoutSeconds);
+    } else if (rc == -ENODATA || rc == -ECONNRESET) {
+      *error = "The umacvlan daemon closed the connection without answering (see its log).";
+    } else {
+      *error = fmt::format("Cannot read the umacvlan daemon's reply: {}.", errno_text(rc));
+    }
+    return rc;
+  }
+  std::string why;
+  control::Reply reply;
+  if (!control::from_json(reply_json, &reply, &why)) {
+    *error = fmt::format("The umacvlan daemon's reply is malformed: {}.", why);
+    return -EPROTO;
+  }
+  *out = std::move(reply);
+  return 0;
+}
+
+}  // namespace umacvlan::cli

@@ -1,0 +1,28 @@
+// ControlClient: the CLI's side of the control socket: one request, one
+// reply.
+//
+// Contract: call_daemon() connects to control::default_socket_path(). When
+// nobody listens there and allow_start is true, it starts the daemon
+// (`/proc/self/exe daemon --socket PATH`, detached: its own session, stdio on
+// /dev/null, not our child) and keeps trying to connect for about 5 s. It
+// sends the request with a network-namespace fd as SCM_RIGHTS (netns_fd when
+// given, else the calling thread's /proc/thread-self/ns/net; the caller keeps
+// owning netns_fd), waits for the reply (at most kReplyTimeoutSeconds) and
+// parses it strictly. Returns 0 with *out filled (the reply may still carry
+// an error of the daemon's), or a negative errno with a sentence in *error
+// saying what went wrong and what to do. Never prints, never exits.
+#pragma once
+
+#include <string>
+
+#include "daemon/control_protocol.h"
+
+namespace umacvlan::cli {
+
+inline constexpr int kStartTimeoutMs = 5000;
+inline constexpr int kReplyTimeoutSeconds = 60;
+
+int call_daemon(const control::LinkRequest& request, control::Reply* out, bool allow_start,
+                std::string* error, int netns_fd = -1);
+
+}  // namespace umacvlan::cli
