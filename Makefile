@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
-  nlohmann-json3-dev libcli11-dev libmnl-dev \
+  nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev \
   iproute2 iputils-ping iputils-arping iperf3 tcpdump procps python3 kmod
 
 .PHONY: all deps build test unit fuzz scenarios demo bench clean format

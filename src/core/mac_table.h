@@ -23,6 +23,7 @@ class MacTable {
 
   std::uint32_t find(MacAddress mac) const { return find(mac.to_u64()); }
   std::uint32_t find(std::uint64_t key) const {
+    if (key == 0) return kNotFound;  // the empty-slot marker is never a key
     std::size_t i = index(key);
     while (true) {
       const Slot& s = slots_[i];

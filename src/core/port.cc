@@ -310,9 +310,22 @@ LowerFilter Port::lower_filter() const {
     if (d.promisc) f.promisc = true;
     if (d.allmulti) f.allmulti = true;
     f.multicast.insert(f.multicast.end(), d.multicast.begin(), d.multicast.end());
+    if (d.mode != Mode::kSource) f.consumed_destinations.push_back(d.mac);
+    if (d.mode != Mode::kVepa && d.mode != Mode::kBridge)
+      f.consumed_multicast_sources.push_back(d.mac);
   }
+  for (const Slot& s : slots_) {
+    // nodst stops the frame whether or not its device is up.
+    if (s.used && s.dev.nodst())
+      f.consumed_sources.insert(f.consumed_sources.end(), s.dev.sources.begin(),
+                                s.dev.sources.end());
+  }
+  f.consumed_unicast = passthru_;
   sort_unique(f.unicast);
   sort_unique(f.multicast);
+  sort_unique(f.consumed_sources);
+  sort_unique(f.consumed_destinations);
+  sort_unique(f.consumed_multicast_sources);
   return f;
 }
 

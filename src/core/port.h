@@ -136,6 +136,11 @@ struct LowerFilter {
   bool promisc = false;               // passthru without nopromisc, or a promisc device
   bool allmulti = false;              // an allmulti device
   std::vector<MacAddress> multicast;  // union of up devices' groups
+  // Frames the port consumes, which the lower's own stack must not get:
+  std::vector<MacAddress> consumed_sources;            // S on a nodst source list
+  std::vector<MacAddress> consumed_destinations;       // unicast D of an up device
+  std::vector<MacAddress> consumed_multicast_sources;  // own multicast reflected back
+  bool consumed_unicast = false;                       // passthru: every unicast
   bool operator==(const LowerFilter&) const = default;
 };
 

@@ -623,3 +623,39 @@ TEST(Delete, UnknownIdIsHarmless) {
 
 }  // namespace
 }  // namespace umacvlan::core::testing
+
+namespace umacvlan::core::testing {
+namespace {
+
+// What the lower's own stack must not get: exactly what receive() consumes.
+TEST(LowerFilterConsumed, MatchesWhatReceiveConsumes) {
+  PortHarness h;
+  DeviceId b = h.add("b", Mode::kBridge, 1);
+  DeviceId p = h.add("p", Mode::kPrivate, 2);
+  h.add("s", Mode::kSource, 3, true, kFlagNoDst, {kOutside});
+  h.add("sd", Mode::kSource, 4, false, kFlagNoDst, {kOutside2});
+  h.add("down", Mode::kVepa, 5, false);
+  LowerFilter f = h.port().lower_filter();
+  EXPECT_EQ(f.consumed_sources, (std::vector<MacAddress>{kOutside, kOutside2}));
+  EXPECT_EQ(f.consumed_destinations, (std::vector<MacAddress>{h.mac_of(b), h.mac_of(p)}));
+  EXPECT_EQ(f.consumed_multicast_sources,
+            (std::vector<MacAddress>{h.mac_of(p), MacAddress::from_u64(0x020000000003ULL)}));
+  EXPECT_FALSE(f.consumed_unicast);
+  // Cross-check with the decisions themselves.
+  EXPECT_FALSE(h.rx(frame(kLowerMac, kOutside2)).to_host);       // nodst (device down)
+  EXPECT_FALSE(h.rx(frame(h.mac_of(b), mac("02:00:00:00:aa:09"))).to_host);
+  EXPECT_FALSE(h.rx(frame(kBcast, h.mac_of(p))).to_host);
+  EXPECT_TRUE(h.rx(frame(MacAddress::from_u64(0x020000000005ULL), mac("02:00:00:00:aa:09"))).to_host);
+}
+
+TEST(LowerFilterConsumed, PassthruConsumesEveryUnicast) {
+  PortHarness h;
+  DeviceId pt = h.add("pt", Mode::kPassthru, 0, false);
+  EXPECT_TRUE(h.port().lower_filter().consumed_unicast);
+  EXPECT_FALSE(h.rx(frame(mac("02:00:00:00:99:99"), kOutside)).to_host);
+  h.port().remove_device(pt);
+  EXPECT_FALSE(h.port().lower_filter().consumed_unicast);
+}
+
+}  // namespace
+}  // namespace umacvlan::core::testing

@@ -299,12 +299,10 @@ std::string check_state(const Port& p) {
       want.targets = {{id, Reason::kUnicast}};
     } else {
       auto it = up_macs.find(d->mac);
-      if (it != up_macs.end()) continue;  // another up device holds this MAC
-      if (d->up && d->mode == Mode::kSource) {
-        want.to_host = true;
-      } else {
-        want.to_host = true;  // a down device's MAC: the lower's own stack
-      }
+      if (it != up_macs.end() && it->second != id) continue;  // an up sibling holds this MAC
+      // An up source-mode device is not a D match, and a down device is not
+      // in the lookup: either way the frame is for the lower's own stack.
+      want.to_host = true;
     }
     if (!(got == want)) {
       err << "(h) unicast to device " << id << " " << d->mac.to_string() << " gave "

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "daemon/link_json.h"
 
 namespace umacvlan::daemon {
@@ -158,6 +160,12 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     if (int rc = io::RtNetlink::open(fresh->lower_ns, &fresh->lower_rtnl); rc < 0) return undo(-rc);
     if (int rc = io::PacketLower::open(fresh->lower_ns, lower.ifindex, &fresh->lower); rc < 0)
       return undo(-rc);
+    if (int rc = io::StackFilter::open(fresh->lower_ns, lower.name, lower.ifindex,
+                                       &fresh->stack_filter);
+        rc < 0) {
+      spdlog::warn("no nftables ingress filter on {} ({}): frames for devices also reach its stack",
+                   lower.name, fresh->stack_filter.last_error());
+    }
   }
   DeviceRuntime dev;
   dev.id = id;
@@ -328,6 +336,14 @@ void LinkService::apply_lower_filter(PortRuntime& port) {
   for (const auto& m : diff(want.multicast, have.multicast)) port.lower.add_multicast(to_bytes(m));
   if (want.promisc != have.promisc) port.lower.set_promisc(want.promisc);
   if (want.allmulti != have.allmulti) port.lower.set_allmulti(want.allmulti);
+  io::StackFilterRules rules;
+  for (const auto& m : want.consumed_sources) rules.sources.push_back(to_bytes(m));
+  for (const auto& m : want.consumed_destinations) rules.destinations.push_back(to_bytes(m));
+  for (const auto& m : want.consumed_multicast_sources)
+    rules.multicast_sources.push_back(to_bytes(m));
+  rules.all_unicast = want.consumed_unicast;
+  if (port.stack_filter.valid() && port.stack_filter.apply(rules) < 0)
+    spdlog::warn("nftables: {}", port.stack_filter.last_error());
   have = want;
 }
 

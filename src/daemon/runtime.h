@@ -20,6 +20,7 @@
 #include "io/netlink.h"
 #include "io/netns.h"
 #include "io/packet_lower.h"
+#include "io/stack_filter.h"
 #include "io/tap_device.h"
 
 namespace umacvlan::daemon {
@@ -53,6 +54,7 @@ struct PortRuntime {
   std::string lower_name;  // follows renames
   io::RtNetlink lower_rtnl;
   io::PacketLower lower;
+  io::StackFilter stack_filter;  // what the port consumes never reaches the lower's stack
   core::Port port;
   // The filters programmed on the lower so far.
   core::LowerFilter applied;
