@@ -45,8 +45,11 @@ fuzz: deps
 	CXX=clang++ CC=clang cmake -S . -B $(FUZZ_BUILD) -DUMACVLAN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target umacvlan_core_fuzz
 	mkdir -p $(FUZZ_BUILD)/corpus
-	$(FUZZ_BUILD)/src/core/umacvlan_core_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
-	  -print_final_stats=1 $(FUZZ_BUILD)/corpus 2>&1 | tail -n 3
+	@if $(FUZZ_BUILD)/src/core/umacvlan_core_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
+	  -print_final_stats=1 $(FUZZ_BUILD)/corpus > $(FUZZ_BUILD)/fuzz.log 2>&1; then \
+	  grep -E 'stat::(number_of_executed_units|new_units_added)' $(FUZZ_BUILD)/fuzz.log; \
+	  echo "fuzz: $(FUZZ_SECONDS)s over the frame path, no crash"; \
+	else tail -n 40 $(FUZZ_BUILD)/fuzz.log; echo "fuzz: FAILED" >&2; exit 1; fi
 
 scenarios: build
 	bash tests/scenarios/run_all.sh --impl both

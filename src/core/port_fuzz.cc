@@ -62,9 +62,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const Target& t : batch.targets(batch.back())) {
       const Device* d = port.device(t.device);
       if (d == nullptr || !d->up) std::abort();
-      // A bridge device never gets its own multicast back.
-      if (len >= 12 && (frame[0] & 1) && d->mode == Mode::kBridge &&
-          MacAddress::from_bytes(frame.data() + 6) == d->mac)
+      // A bridge device never gets its own multicast back: not from its own
+      // transmission, and not when a switch reflects it (up devices never
+      // share a MAC, so the source MAC names the sender).
+      const bool multicast = len >= 12 && (frame[0] & 1);
+      const bool transmitted = (data[at - 3] & 1) != 0;
+      if (multicast && d->mode == Mode::kBridge &&
+          (transmitted ? t.device == from : MacAddress::from_bytes(frame.data() + 6) == d->mac))
         std::abort();
     }
     port.end_batch();
