@@ -45,15 +45,18 @@ pair() {  # $1 impl (ip|umacvlan) $2 mode a $3 mode b
   ip -n "$A" addr add 10.66.0.11/24 dev mva; ip -n "$A" link set mva up
   ip -n "$B" addr add 10.66.0.12/24 dev mvb; ip -n "$B" link set mvb up
   local ab ax xb
+  # x remembers the MACs of the previous pair's .11/.12: forget them.
+  ip -n "$X" neigh flush all
   ab=$(ping_ok "$A" 10.66.0.12); ax=$(ping_ok "$A" 10.66.0.1); xb=$(ping_ok "$X" 10.66.0.12)
   printf '  %-9s %-8s/%-8s  a->b %-3s  a->x %-3s  x->b %-3s\n' "$1" "$2" "$3" "$ab" "$ax" "$xb"
   if [ "$1" = umacvlan ] && [ "$2/$3" = bridge/bridge ]; then
     echo "  --- umacvlan -d -s link show mva (inside lab-a) ---"
     ip netns exec "$A" "$BIN" -d -s link show mva | sed 's/^/  /'
   fi
+  ip -n "$A" link del mva; ip -n "$B" link del mvb
   ip netns del "$A"; ip netns del "$B"
-  # Our devices vanish with their namespaces; give the daemon a moment to notice.
-  sleep 0.3
+  # The daemon notices deleted devices within its 200 ms resync.
+  sleep 0.5
 }
 
 echo "umacvlan lab: lower0 behind a Linux bridge with host x (10.66.0.1); a=.11 b=.12"
