@@ -174,14 +174,9 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   if (int rc = io::TapDevice::create_and_move(home_, caller, req.name, &dev.tap); rc < 0)
     return undo(-rc);
   const core::Device* d = port->port.device(id);
-  dev.ns = caller.dup();
   dev.ns_inode = caller.inode();
   dev.ifindex = dev.tap.ifindex();
   dev.name = req.name;
-  if (int rc = io::RtNetlink::open(dev.ns, &dev.rtnl); rc < 0) {
-    dev.tap.destroy();
-    return undo(-rc);
-  }
   int rc = dev.tap.set_mac(to_bytes(d->mac));
   if (rc == 0) rc = dev.tap.set_mtu(d->mtu);
   if (rc == 0) rc = dev.tap.set_carrier(port->port.lower().carrier);
@@ -350,30 +345,28 @@ void LinkService::apply_lower_filter(PortRuntime& port) {
 void LinkService::apply_device(PortRuntime& port, DeviceRuntime& dev) {
   const core::Device* d = port.port.device(dev.id);
   if (d == nullptr) return;
+  io::NetnsFd ns = dev.tap.current_netns();
+  io::RtNetlink rtnl;
+  if (!ns.valid() || io::RtNetlink::open(ns, &rtnl) < 0) return;
   io::LinkInfo li;
-  if (dev.rtnl.get_link(dev.ifindex, &li) != 0) return;
+  if (rtnl.get_link(dev.ifindex, &li) != 0) return;
   io::LinkChange c;
   if (from_bytes(li.mac) != d->mac) c.mac = to_bytes(d->mac);
   if (li.mtu != d->mtu) c.mtu = d->mtu;
   if (((li.flags & IFF_UP) != 0) != d->up) c.up = d->up;
-  if (c.mac || c.mtu || c.up) dev.rtnl.set_link(dev.ifindex, c);
+  if (c.mac || c.mtu || c.up) rtnl.set_link(dev.ifindex, c);
 }
 
 bool LinkService::resync_device(PortRuntime& port, DeviceRuntime& dev) {
   io::NetnsFd ns = dev.tap.current_netns();
   if (!ns.valid()) return false;
-  const ino_t inode = ns.inode();
-  if (inode != dev.ns_inode) {
-    io::RtNetlink rtnl;
-    if (io::RtNetlink::open(ns, &rtnl) < 0) return false;
-    dev.rtnl = std::move(rtnl);
-    dev.ns = std::move(ns);
-    dev.ns_inode = inode;
-  }
+  io::RtNetlink rtnl;
+  if (io::RtNetlink::open(ns, &rtnl) < 0) return false;
   std::string name;
   if (dev.tap.current_name(&name) != 0) return false;
   io::LinkInfo li;
-  if (dev.rtnl.get_link(name, &li) != 0) return false;
+  if (rtnl.get_link(name, &li) != 0) return false;
+  dev.ns_inode = ns.inode();
   dev.name = name;
   dev.ifindex = li.ifindex;
 
@@ -386,9 +379,15 @@ bool LinkService::resync_device(PortRuntime& port, DeviceRuntime& dev) {
   if ((li.promiscuity > 0) != d->promisc) c.promisc = li.promiscuity > 0;
   if ((li.allmulti > 0) != d->allmulti) c.allmulti = li.allmulti > 0;
   std::vector<io::MacBytes> groups;
-  if (up && io::read_dev_mcast(dev.ns, li.ifindex, &groups) == 0) {
+  if (up && io::read_dev_mcast(ns, li.ifindex, &groups) == 0) {
     auto g = to_core(groups);
     if (g != d->multicast) c.multicast = std::move(g);
+  }
+  if (up && li.operstate == IF_OPER_UNKNOWN && port.port.lower().carrier) {
+    // A TAP never reports an operstate of its own; a macvlan says UP.
+    io::LinkChange oper;
+    oper.operstate = IF_OPER_UP;
+    rtnl.set_link(li.ifindex, oper);
   }
   if (!c.up && !c.address && !c.mtu && !c.promisc && !c.allmulti && !c.multicast) return true;
   if (!port.port.change_device(dev.id, c).ok()) {

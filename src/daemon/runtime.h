@@ -38,10 +38,10 @@ struct DeviceRuntime {
   core::DeviceId id = core::kNoDevice;
   io::TapDevice tap;
   // Where the device lives now (it may have been moved with `ip link set
-  // NAME netns X`), and a netlink socket there.
-  io::NetnsFd ns;
+  // NAME netns X`): only the inode number and the index, never an fd or a
+  // socket there, which would keep the namespace alive after `ip netns del`
+  // and with it the device.
   ino_t ns_inode = 0;
-  io::RtNetlink rtnl;
   int ifindex = 0;
   std::string name;
   std::unique_ptr<FdTag> tag;

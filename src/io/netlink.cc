@@ -416,6 +416,7 @@ int RtNetlink::send_setlink(int ifindex, const LinkChange& c) {
   }
   if (c.mac) mnl_attr_put(nlh, IFLA_ADDRESS, c.mac->size(), c.mac->data());
   if (c.mtu) mnl_attr_put_u32(nlh, IFLA_MTU, *c.mtu);
+  if (c.operstate) mnl_attr_put_u8(nlh, IFLA_OPERSTATE, *c.operstate);
   return transact(nlh, [](const nlmsghdr*) { return 0; });
 }
 
@@ -432,7 +433,7 @@ int RtNetlink::set_link(int ifindex, const LinkChange& c) {
     return fail(-EINVAL, "mtu " + std::to_string(*c.mtu) + " is greater than the maximum " +
                              std::to_string(before.max_mtu) + " of " + before.name);
   }
-  if (!c.up && !c.mac && !c.mtu) return 0;
+  if (!c.up && !c.mac && !c.mtu && !c.operstate) return 0;
   const int rc = send_setlink(ifindex, c);
   if (rc == 0 || (!c.mac && !c.mtu)) return rc;
   // The driver may still refuse (a macvlan's MTU above its lower's) after the

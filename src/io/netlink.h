@@ -80,6 +80,9 @@ struct LinkChange {
   std::optional<bool> up;
   std::optional<std::array<uint8_t, 6>> mac;
   std::optional<uint32_t> mtu;
+  // IFLA_OPERSTATE (IF_OPER_*): a device whose driver never reports one (a
+  // TAP stays "UNKNOWN") can be moved to IF_OPER_UP by userspace.
+  std::optional<uint8_t> operstate;
 };
 
 class LinkMonitor;
