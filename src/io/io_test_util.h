@@ -50,12 +50,14 @@ inline std::string capture(const std::string& cmd) {
 
 class ScopedNetns {
  public:
-  ScopedNetns() {
+  // ipv6: keep IPv6 on (its groups show in the multicast lists); off by
+  // default, for quiet links.
+  explicit ScopedNetns(bool ipv6 = false) {
     static int counter = 0;
     name_ = "umv-io-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     ok_ = sh("ip netns add " + name_) == 0;
     // Quiet namespaces: no IPv6 autoconfiguration chatter on the links.
-    if (ok_)
+    if (ok_ && !ipv6)
       sh("ip netns exec " + name_ +
          " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
     if (ok_) sh("ip -n " + name_ + " link set lo up");
@@ -77,6 +79,14 @@ class ScopedNetns {
     const auto j = nlohmann::json::parse(out, nullptr, false);
     if (j.is_discarded() || !j.is_array() || j.empty()) return nullptr;
     return j[0];
+  }
+  std::size_t link_count() const {
+    const auto j = nlohmann::json::parse(capture("ip -n " + name_ + " -j link show"), nullptr, false);
+    return j.is_array() ? j.size() : 0;
+  }
+  int ifindex(const std::string& dev) const {
+    const auto l = link(dev);
+    return l.is_null() ? 0 : l["ifindex"].get<int>();
   }
   bool has_flag(const std::string& dev, const std::string& flag) const {
     const auto l = link(dev);

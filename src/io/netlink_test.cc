@@ -2,6 +2,7 @@
 // (`ip netns add umv-nl-PID-N`), removed again in the fixture's TearDown,
 // also when the test fails; iproute2 is only ever run with `-n` of those.
 #include "io/netlink.h"
+#include "io/io_test_util.h"
 
 #include <gtest/gtest.h>
 #include <net/if.h>
@@ -26,22 +27,8 @@ namespace {
 
 using Mac = std::array<uint8_t, 6>;
 
-int sh(const std::string& cmd) {
-  const int rc = std::system(cmd.c_str());
-  if (rc != 0) std::fprintf(stderr, "command failed (%d): %s\n", rc, cmd.c_str());
-  return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using testing::capture;
+using testing::sh;
 
 std::string mac_str(const Mac& m) {
   char s[18];
@@ -49,44 +36,10 @@ std::string mac_str(const Mac& m) {
   return s;
 }
 
-// One namespace, deleted when this goes away.
-class TestNetns {
- public:
-  TestNetns() {
-    static int counter = 0;
-    name_ = "umv-nl-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    ok_ = sh("ip netns add " + name_) == 0;
-  }
-  ~TestNetns() {
-    if (ok_) sh("ip netns del " + name_);
-  }
-  TestNetns(const TestNetns&) = delete;
-  TestNetns& operator=(const TestNetns&) = delete;
-
-  bool ok() const { return ok_; }
-  const std::string& name() const { return name_; }
-  NetnsFd open() const { return netns_by_name(name_); }
-  int ip(const std::string& args) const { return sh("ip -n " + name_ + " " + args); }
-  // iproute2's own view, the oracle: `ip -d -j link show dev DEV`, null if absent.
-  nlohmann::json link(const std::string& dev) const {
-    const auto j = nlohmann::json::parse(
-        capture("ip -n " + name_ + " -d -j link show dev " + dev + " 2>/dev/null"), nullptr, false);
-    if (j.is_discarded() || !j.is_array() || j.empty()) return nullptr;
-    return j[0];
-  }
-  std::size_t link_count() const {
-    const auto j =
-        nlohmann::json::parse(capture("ip -n " + name_ + " -j link show"), nullptr, false);
-    return j.is_array() ? j.size() : 0;
-  }
-  int ifindex(const std::string& dev) const {
-    const auto l = link(dev);
-    return l.is_null() ? 0 : l["ifindex"].get<int>();
-  }
-
- private:
-  std::string name_;
-  bool ok_ = false;
+// One namespace with IPv6 on (the tests look for its groups), deleted when
+// this goes away.
+struct TestNetns : testing::ScopedNetns {
+  TestNetns() : ScopedNetns(/*ipv6=*/true) {}
 };
 
 class RtNetlinkTest : public ::testing::Test {
