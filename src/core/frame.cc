@@ -4,16 +4,26 @@ namespace umacvlan::core {
 
 std::string_view to_string(DropReason r) {
   switch (r) {
-    case DropReason::kNone: return "none";
-    case DropReason::kRunt: return "runt";
-    case DropReason::kOversize: return "oversize";
-    case DropReason::kNoDst: return "nodst";
-    case DropReason::kPassthruDown: return "passthru_down";
-    case DropReason::kBcQueueFull: return "bc_queue_full";
-    case DropReason::kNoSubscriber: return "no_subscriber";
-    case DropReason::kUnknownSender: return "unknown_sender";
-    case DropReason::kPause: return "pause";
-    case DropReason::kCount: break;
+    case DropReason::kNone:
+      return "none";
+    case DropReason::kRunt:
+      return "runt";
+    case DropReason::kOversize:
+      return "oversize";
+    case DropReason::kNoDst:
+      return "nodst";
+    case DropReason::kPassthruDown:
+      return "passthru_down";
+    case DropReason::kBcQueueFull:
+      return "bc_queue_full";
+    case DropReason::kNoSubscriber:
+      return "no_subscriber";
+    case DropReason::kUnknownSender:
+      return "unknown_sender";
+    case DropReason::kPause:
+      return "pause";
+    case DropReason::kCount:
+      break;
   }
   return "unknown";
 }

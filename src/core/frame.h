@@ -20,14 +20,14 @@ namespace umacvlan::core {
 // Why a frame (or one of its copies) was not delivered. Counted per port.
 enum class DropReason : std::uint8_t {
   kNone = 0,
-  kRunt,             // shorter than an Ethernet header or its VLAN tags
-  kOversize,         // longer than kMaxFrameSize
-  kNoDst,            // consumed by a source-mode device with nodst
-  kPassthruDown,     // unicast for a passthru port whose device is down
-  kBcQueueFull,      // the broadcast queue was full (counted as rx_dropped on the lower)
-  kNoSubscriber,     // multicast group nobody on the port subscribed to
-  kUnknownSender,    // transmit from a device the port does not have
-  kPause,            // PAUSE frames are never flooded
+  kRunt,           // shorter than an Ethernet header or its VLAN tags
+  kOversize,       // longer than kMaxFrameSize
+  kNoDst,          // consumed by a source-mode device with nodst
+  kPassthruDown,   // unicast for a passthru port whose device is down
+  kBcQueueFull,    // the broadcast queue was full (counted as rx_dropped on the lower)
+  kNoSubscriber,   // multicast group nobody on the port subscribed to
+  kUnknownSender,  // transmit from a device the port does not have
+  kPause,          // PAUSE frames are never flooded
   kCount,
 };
 

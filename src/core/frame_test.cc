@@ -77,7 +77,9 @@ struct TagRow {
   bool tagged;
 };
 
-void PrintTo(const TagRow& r, std::ostream* os) { *os << r.name; }
+void PrintTo(const TagRow& r, std::ostream* os) {
+  *os << r.name;
+}
 
 class FrameTags : public ::testing::TestWithParam<TagRow> {};
 
@@ -110,34 +112,51 @@ INSTANTIATE_TEST_SUITE_P(
         TagRow{"untagged_pause", cat({0x88, 0x08}, kPayload), DropReason::kNone, 0x8808, false},
         TagRow{"dot1q", cat({0x81, 0x00, 0x00, 0x05, 0x86, 0xdd}, kPayload), DropReason::kNone,
                0x86dd, true},
-        TagRow{"dot1q_exactly_18_bytes", {0x81, 0x00, 0x00, 0x05, 0x08, 0x06}, DropReason::kNone,
-               0x0806, true},
+        TagRow{"dot1q_exactly_18_bytes",
+               {0x81, 0x00, 0x00, 0x05, 0x08, 0x06},
+               DropReason::kNone,
+               0x0806,
+               true},
         TagRow{"dot1ad_single", cat({0x88, 0xa8, 0x00, 0x07, 0x08, 0x00}, kPayload),
                DropReason::kNone, 0x0800, true},
         TagRow{"qinq", cat({0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00}, kPayload),
                DropReason::kNone, 0x0800, true},
         TagRow{"qinq_exactly_22_bytes",
                {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05, 0x88, 0xcc},
-               DropReason::kNone, 0x88cc, true},
-        TagRow{"double_dot1q", cat({0x81, 0x00, 0x00, 0x01, 0x81, 0x00, 0x00, 0x02, 0x08, 0x06},
-                                   kPayload),
+               DropReason::kNone,
+               0x88cc,
+               true},
+        TagRow{"double_dot1q",
+               cat({0x81, 0x00, 0x00, 0x01, 0x81, 0x00, 0x00, 0x02, 0x08, 0x06}, kPayload),
                DropReason::kNone, 0x0806, true},
         // Only two tags are skipped: the third tag's TPID is the ethertype.
-        TagRow{"third_tag_not_skipped",
-               cat({0x88, 0xa8, 0x00, 0x01, 0x81, 0x00, 0x00, 0x02, 0x81, 0x00, 0x00, 0x03},
-                   kPayload),
-               DropReason::kNone, 0x8100, true},
+        TagRow{
+            "third_tag_not_skipped",
+            cat({0x88, 0xa8, 0x00, 0x01, 0x81, 0x00, 0x00, 0x02, 0x81, 0x00, 0x00, 0x03}, kPayload),
+            DropReason::kNone, 0x8100, true},
         // Truncated tags: shorter than the tags claim.
         TagRow{"dot1q_tpid_only_14", {0x81, 0x00}, DropReason::kRunt, 0, false},
         TagRow{"dot1q_no_inner_type_16", {0x81, 0x00, 0x00, 0x05}, DropReason::kRunt, 0, false},
-        TagRow{"dot1q_half_inner_type_17", {0x81, 0x00, 0x00, 0x05, 0x08}, DropReason::kRunt, 0,
+        TagRow{"dot1q_half_inner_type_17",
+               {0x81, 0x00, 0x00, 0x05, 0x08},
+               DropReason::kRunt,
+               0,
                false},
-        TagRow{"qinq_no_second_tci_18", {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00}, DropReason::kRunt, 0,
+        TagRow{"qinq_no_second_tci_18",
+               {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00},
+               DropReason::kRunt,
+               0,
                false},
-        TagRow{"qinq_no_inner_type_20", {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05},
-               DropReason::kRunt, 0, false},
-        TagRow{"qinq_half_inner_type_21", {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05, 0x08},
-               DropReason::kRunt, 0, false}),
+        TagRow{"qinq_no_inner_type_20",
+               {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05},
+               DropReason::kRunt,
+               0,
+               false},
+        TagRow{"qinq_half_inner_type_21",
+               {0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05, 0x08},
+               DropReason::kRunt,
+               0,
+               false}),
     [](const ::testing::TestParamInfo<TagRow>& i) { return std::string(i.param.name); });
 
 // ---------------------------------------------------------------- oversize
@@ -147,7 +166,9 @@ struct SizeRow {
   DropReason result;
 };
 
-void PrintTo(const SizeRow& r, std::ostream* os) { *os << r.size << " bytes"; }
+void PrintTo(const SizeRow& r, std::ostream* os) {
+  *os << r.size << " bytes";
+}
 
 class FrameSize : public ::testing::TestWithParam<SizeRow> {};
 

@@ -8,8 +8,8 @@
 #include <array>
 #include <cctype>
 #include <cstdint>
-#include <ostream>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <set>
 #include <string>
@@ -36,7 +36,9 @@ struct ValidText {
   std::uint64_t value;
 };
 
-void PrintTo(const ValidText& r, std::ostream* os) { *os << '"' << r.text << '"'; }
+void PrintTo(const ValidText& r, std::ostream* os) {
+  *os << '"' << r.text << '"';
+}
 
 class MacParseValid : public ::testing::TestWithParam<ValidText> {};
 
@@ -111,7 +113,9 @@ struct Printed {
   const char* text;
 };
 
-void PrintTo(const Printed& r, std::ostream* os) { *os << r.text; }
+void PrintTo(const Printed& r, std::ostream* os) {
+  *os << r.text;
+}
 
 class MacToString : public ::testing::TestWithParam<Printed> {};
 
@@ -157,7 +161,9 @@ struct Predicates {
   bool valid_unicast;
 };
 
-void PrintTo(const Predicates& r, std::ostream* os) { *os << r.text; }
+void PrintTo(const Predicates& r, std::ostream* os) {
+  *os << r.text;
+}
 
 class MacPredicates : public ::testing::TestWithParam<Predicates> {};
 
@@ -178,15 +184,15 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         //          text                 zero   mcast  bcast  local  valid
         Predicates{"00:00:00:00:00:00", true, false, false, false, false},
-        Predicates{"00:00:00:00:00:01", false, false, false, false, true},   // zero needs all
-        Predicates{"00:11:22:33:44:55", false, false, false, false, true},   // global unicast
-        Predicates{"02:00:00:00:00:01", false, false, false, true, true},    // local unicast
-        Predicates{"fe:ff:ff:ff:ff:ff", false, false, false, true, true},    // bit 0 clear
-        Predicates{"01:00:5e:00:00:fb", false, true, false, false, false},   // IPv4 mcast
-        Predicates{"33:33:00:00:00:01", false, true, false, true, false},    // IPv6 mcast
-        Predicates{"01:80:c2:00:00:01", false, true, false, false, false},   // PAUSE group
-        Predicates{"ff:ff:ff:ff:ff:fe", false, true, false, true, false},    // not broadcast
-        Predicates{"ff:ff:ff:ff:ff:ff", false, true, true, true, false}),    // broadcast
+        Predicates{"00:00:00:00:00:01", false, false, false, false, true},  // zero needs all
+        Predicates{"00:11:22:33:44:55", false, false, false, false, true},  // global unicast
+        Predicates{"02:00:00:00:00:01", false, false, false, true, true},   // local unicast
+        Predicates{"fe:ff:ff:ff:ff:ff", false, false, false, true, true},   // bit 0 clear
+        Predicates{"01:00:5e:00:00:fb", false, true, false, false, false},  // IPv4 mcast
+        Predicates{"33:33:00:00:00:01", false, true, false, true, false},   // IPv6 mcast
+        Predicates{"01:80:c2:00:00:01", false, true, false, false, false},  // PAUSE group
+        Predicates{"ff:ff:ff:ff:ff:fe", false, true, false, true, false},   // not broadcast
+        Predicates{"ff:ff:ff:ff:ff:ff", false, true, true, true, false}),   // broadcast
     [](const ::testing::TestParamInfo<Predicates>& i) { return sanitize(i.param.text); });
 
 TEST(MacBroadcast, IsAllOnes) {
@@ -238,7 +244,7 @@ TEST(MacU64, RoundTripsAndKeepsOctetOrder) {
   for (int i = 0; i < 10000; ++i) {
     const std::uint64_t v = rng();
     const MacAddress a = MacAddress::from_u64(v);
-    ASSERT_EQ(a.to_u64(), v & kLow48) << std::hex << v;                     // high 16 bits dropped
+    ASSERT_EQ(a.to_u64(), v & kLow48) << std::hex << v;  // high 16 bits dropped
     ASSERT_EQ(MacAddress::from_u64(a.to_u64()), a) << std::hex << v;
     ASSERT_EQ(MacAddress::from_bytes(a.octets().data()), a) << std::hex << v;
   }

@@ -18,7 +18,9 @@ namespace {
 constexpr std::uint64_t kLow48 = 0xffffffffffffULL;
 constexpr std::uint64_t kHashMul = 0x9E3779B97F4A7C15ULL;  // the table's multiplier
 
-MacAddress key(std::uint64_t k) { return MacAddress::from_u64(k); }
+MacAddress key(std::uint64_t k) {
+  return MacAddress::from_u64(k);
+}
 
 // Keys whose hash has the given top 12 bits: they share their home slot in
 // every table of up to 4096 slots. Buckets 0xfff and 0x000 are the last and
@@ -43,7 +45,8 @@ std::vector<std::uint64_t> colliding_keys(std::uint64_t seed, std::vector<std::u
   return all;
 }
 
-void expect_matches(const MacTable& t, const std::unordered_map<std::uint64_t, std::uint32_t>& model,
+void expect_matches(const MacTable& t,
+                    const std::unordered_map<std::uint64_t, std::uint32_t>& model,
                     const std::vector<std::uint64_t>& pool, const std::string& where) {
   ASSERT_EQ(t.size(), model.size()) << where;
   for (std::uint64_t k : pool) {
@@ -181,7 +184,9 @@ std::vector<std::uint64_t> collision_pool(std::mt19937_64& rng) {
   return p;
 }
 
-void PrintTo(const PoolRow& r, std::ostream* os) { *os << r.name << " seed " << r.seed; }
+void PrintTo(const PoolRow& r, std::ostream* os) {
+  *os << r.name << " seed " << r.seed;
+}
 
 class MacTableDifferential : public ::testing::TestWithParam<PoolRow> {};
 

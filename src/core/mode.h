@@ -21,7 +21,9 @@ enum class Mode : std::uint32_t {
 };
 
 using ModeMask = std::uint32_t;
-constexpr ModeMask mask(Mode m) { return static_cast<ModeMask>(m); }
+constexpr ModeMask mask(Mode m) {
+  return static_cast<ModeMask>(m);
+}
 
 // Mode flags (IFLA_MACVLAN_FLAGS).
 inline constexpr std::uint16_t kFlagNoPromisc = 1;
@@ -29,11 +31,16 @@ inline constexpr std::uint16_t kFlagNoDst = 2;
 
 constexpr std::string_view to_string(Mode m) {
   switch (m) {
-    case Mode::kPrivate: return "private";
-    case Mode::kVepa: return "vepa";
-    case Mode::kBridge: return "bridge";
-    case Mode::kPassthru: return "passthru";
-    case Mode::kSource: return "source";
+    case Mode::kPrivate:
+      return "private";
+    case Mode::kVepa:
+      return "vepa";
+    case Mode::kBridge:
+      return "bridge";
+    case Mode::kPassthru:
+      return "passthru";
+    case Mode::kSource:
+      return "source";
   }
   return "unknown";
 }

@@ -16,7 +16,9 @@ void sort_unique(std::vector<MacAddress>& v) {
   v.erase(std::unique(v.begin(), v.end()), v.end());
 }
 
-Status invalid(std::string msg) { return Status::error(EINVAL, std::move(msg)); }
+Status invalid(std::string msg) {
+  return Status::error(EINVAL, std::move(msg));
+}
 
 Status check_flags(Mode mode, std::uint16_t flags) {
   if ((flags & ~(kFlagNoPromisc | kFlagNoDst)) != 0) return invalid("unknown macvlan flags");
@@ -74,7 +76,8 @@ Status Port::add_device(const DeviceSpec& spec, std::uint64_t random_bits, Devic
   if (spec.mtu) {
     if (Status s = validate_mtu(*spec.mtu); !s.ok()) return s;
   }
-  if (passthru_) return invalid("the lower already has a passthru device; no other device can be added");
+  if (passthru_)
+    return invalid("the lower already has a passthru device; no other device can be added");
   if (mode == Mode::kPassthru && count_ > 0)
     return invalid("a passthru device needs a lower with no other macvlan device");
   if (Status s = validate_source_change(mode, spec.macaddr); !s.ok()) return s;
@@ -127,8 +130,8 @@ Status Port::change_device(DeviceId id, const DeviceChange& c) {
       return Status::error(EADDRNOTAVAIL,
                            "address " + c.address->to_string() + " is not a unicast address");
     if (d.mode != Mode::kPassthru && addr_busy(*c.address, id))
-      return Status::error(EADDRINUSE,
-                           "address " + c.address->to_string() + " is already in use on this lower");
+      return Status::error(
+          EADDRINUSE, "address " + c.address->to_string() + " is already in use on this lower");
   }
   const MacAddress final_mac = c.address.value_or(d.mac);
 
@@ -187,13 +190,21 @@ void Port::remove_device(DeviceId id) {
 void Port::apply_source_change(DeviceId id, const SourceListChange& c) {
   std::vector<MacAddress> list = slots_[id].dev.sources;
   switch (c.op) {
-    case SourceOp::kNone: return;
-    case SourceOp::kAdd: list.insert(list.end(), c.addrs.begin(), c.addrs.end()); break;
-    case SourceOp::kDel:
-      for (const MacAddress& a : c.addrs) list.erase(std::remove(list.begin(), list.end(), a), list.end());
+    case SourceOp::kNone:
+      return;
+    case SourceOp::kAdd:
+      list.insert(list.end(), c.addrs.begin(), c.addrs.end());
       break;
-    case SourceOp::kSet: list = c.addrs; break;
-    case SourceOp::kFlush: list.clear(); break;
+    case SourceOp::kDel:
+      for (const MacAddress& a : c.addrs)
+        list.erase(std::remove(list.begin(), list.end(), a), list.end());
+      break;
+    case SourceOp::kSet:
+      list = c.addrs;
+      break;
+    case SourceOp::kFlush:
+      list.clear();
+      break;
   }
   set_sources(id, std::move(list));
 }
@@ -252,7 +263,9 @@ void Port::lower_mtu_changed(std::uint32_t mtu) {
   }
 }
 
-void Port::lower_carrier_changed(bool carrier) { lower_.carrier = carrier; }
+void Port::lower_carrier_changed(bool carrier) {
+  lower_.carrier = carrier;
+}
 
 void Port::lower_mac_changed(MacAddress mac) {
   lower_.mac = mac;
@@ -338,7 +351,9 @@ bool Port::lower_promisc_effective() const {
   return false;
 }
 
-bool Port::lower_allmulti_effective() const { return lower_.allmulti || up_allmulti_ > 0; }
+bool Port::lower_allmulti_effective() const {
+  return lower_.allmulti || up_allmulti_ > 0;
+}
 
 // ---------------------------------------------------------------- data path
 
@@ -409,9 +424,8 @@ void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) {
       auto it = group_subscribers_.find(f.dst.to_u64());
       if (it != group_subscribers_.end()) subscribers = it->second;
     }
-    const bool to_queue =
-        bc_cutoff_ >= 0 && (f.dst.is_broadcast() || all_groups ||
-                            subscribers > static_cast<std::uint32_t>(bc_cutoff_));
+    const bool to_queue = bc_cutoff_ >= 0 && (f.dst.is_broadcast() || all_groups ||
+                                              subscribers > static_cast<std::uint32_t>(bc_cutoff_));
     if (!to_queue) {
       const bool port_wants =
           f.dst.is_broadcast() || all_groups || subscribers > 0 ||

@@ -51,9 +51,9 @@ struct LowerState {
   MacAddress mac;
   std::uint32_t mtu = 1500;
   bool carrier = true;
-  bool promisc = false;            // the lower's own IFF_PROMISC, set by others
-  bool allmulti = false;           // the lower's own IFF_ALLMULTI, set by others
-  bool unicast_filter = false;     // can filter extra unicast MACs (veth cannot)
+  bool promisc = false;               // the lower's own IFF_PROMISC, set by others
+  bool allmulti = false;              // the lower's own IFF_ALLMULTI, set by others
+  bool unicast_filter = false;        // can filter extra unicast MACs (veth cannot)
   std::vector<MacAddress> multicast;  // the lower's own group subscriptions
 };
 
@@ -160,9 +160,9 @@ struct Target {
 struct Verdict {
   std::uint32_t first = 0;  // index of the first target in DecisionBatch::targets()
   std::uint32_t count = 0;
-  bool to_host = false;     // the lower's own stack gets the frame
-  bool to_wire = false;     // the frame goes out the lower
-  bool queued = false;      // flood copies go through the broadcast queue
+  bool to_host = false;  // the lower's own stack gets the frame
+  bool to_wire = false;  // the frame goes out the lower
+  bool queued = false;   // flood copies go through the broadcast queue
   DropReason drop = DropReason::kNone;
 };
 
@@ -215,7 +215,7 @@ class Port {
   // Events of the lower device.
   void lower_mtu_changed(std::uint32_t mtu);  // lowers larger device MTUs
   void lower_carrier_changed(bool carrier);
-  void lower_mac_changed(MacAddress mac);     // a passthru device follows
+  void lower_mac_changed(MacAddress mac);  // a passthru device follows
   void lower_flags_changed(bool promisc, bool allmulti);
   void lower_multicast_changed(std::vector<MacAddress> groups);
 

@@ -48,8 +48,8 @@ void BM_UnicastReceive(benchmark::State& state) {
   Port port = make_port(n, Mode::kBridge);
   std::vector<std::vector<std::uint8_t>> frames;
   for (std::size_t i = 0; i < kBurst; ++i) {
-    const auto dst = MacAddress::from_u64(0x021000000000ULL +
-                                          static_cast<std::uint64_t>((i * 37) % n) * 7919);
+    const auto dst =
+        MacAddress::from_u64(0x021000000000ULL + static_cast<std::uint64_t>((i * 37) % n) * 7919);
     frames.push_back(make_frame(dst, MacAddress::from_u64(0x02aa00000001ULL)));
   }
   DecisionBatch batch;

@@ -304,7 +304,8 @@ INSTANTIATE_TEST_SUITE_P(
                     return c;
                   },
                   EINVAL},
-        ChangeRow{"mode_from_passthru_refused", [](PortHarness& h) { h.add("a", Mode::kPassthru, 0); },
+        ChangeRow{"mode_from_passthru_refused",
+                  [](PortHarness& h) { h.add("a", Mode::kPassthru, 0); },
                   [](PortHarness&) {
                     DeviceChange c;
                     c.mode = Mode::kBridge;
@@ -642,10 +643,11 @@ TEST(LowerFilterConsumed, MatchesWhatReceiveConsumes) {
             (std::vector<MacAddress>{h.mac_of(p), MacAddress::from_u64(0x020000000003ULL)}));
   EXPECT_FALSE(f.consumed_unicast);
   // Cross-check with the decisions themselves.
-  EXPECT_FALSE(h.rx(frame(kLowerMac, kOutside2)).to_host);       // nodst (device down)
+  EXPECT_FALSE(h.rx(frame(kLowerMac, kOutside2)).to_host);  // nodst (device down)
   EXPECT_FALSE(h.rx(frame(h.mac_of(b), mac("02:00:00:00:aa:09"))).to_host);
   EXPECT_FALSE(h.rx(frame(kBcast, h.mac_of(p))).to_host);
-  EXPECT_TRUE(h.rx(frame(MacAddress::from_u64(0x020000000005ULL), mac("02:00:00:00:aa:09"))).to_host);
+  EXPECT_TRUE(
+      h.rx(frame(MacAddress::from_u64(0x020000000005ULL), mac("02:00:00:00:aa:09"))).to_host);
 }
 
 TEST(LowerFilterConsumed, PassthruConsumesEveryUnicast) {

@@ -14,7 +14,9 @@ using namespace umacvlan::core;
 
 namespace {
 
-MacAddress mac_n(std::uint8_t n) { return MacAddress::from_u64(0x020000000000ULL | n); }
+MacAddress mac_n(std::uint8_t n) {
+  return MacAddress::from_u64(0x020000000000ULL | n);
+}
 
 }  // namespace
 

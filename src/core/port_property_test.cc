@@ -141,8 +141,8 @@ PortSnapshot snapshot(const Port& p) {
     ds.sources = d->sources;
     ds.multicast = d->multicast;
     const DeviceCounters& c = d->counters;
-    ds.counters = {c.rx_packets, c.rx_bytes,   c.rx_multicast, c.rx_dropped,
-                   c.tx_packets, c.tx_bytes,   c.tx_dropped};
+    ds.counters = {c.rx_packets, c.rx_bytes, c.rx_multicast, c.rx_dropped,
+                   c.tx_packets, c.tx_bytes, c.tx_dropped};
     s.devices.push_back(std::move(ds));
   }
   return s;
@@ -177,8 +177,8 @@ std::string describe(const PortSnapshot& s) {
   for (const DeviceSnapshot& d : s.devices) {
     o << "dev " << d.id << " " << d.name << " " << d.mac.to_string() << " " << to_string(d.mode)
       << " flags " << d.flags << " up " << d.up << " promisc " << d.promisc << " allmulti "
-      << d.allmulti << " mtu " << d.mtu << " bcq " << d.bcqueuelen << " src "
-      << macs(d.sources) << " mc " << macs(d.multicast) << " ctr";
+      << d.allmulti << " mtu " << d.mtu << " bcq " << d.bcqueuelen << " src " << macs(d.sources)
+      << " mc " << macs(d.multicast) << " ctr";
     for (std::uint64_t c : d.counters) o << " " << c;
     o << "\n";
   }
@@ -268,8 +268,8 @@ std::string check_state(const Port& p) {
     want_uc.push_back(d->mac);
     if (d->mac == p.lower().mac) err << "(d) up device " << id << " has the lower's MAC\n";
     if (auto [it, fresh] = up_macs.emplace(d->mac, id); !fresh) {
-      err << "(d) up devices " << it->second << " and " << id << " share "
-          << d->mac.to_string() << "\n";
+      err << "(d) up devices " << it->second << " and " << id << " share " << d->mac.to_string()
+          << "\n";
     }
   }
   std::sort(want_uc.begin(), want_uc.end());
@@ -430,9 +430,9 @@ class Sequence {
     const unsigned d = u(100);
     if (d < 65) return pick(kDevPool);
     if (d < 75) return port_.lower().mac;
-    if (d < 82) return MacAddress();          // refused: zero
-    if (d < 86) return pick(kGroups);         // refused: multicast
-    if (d < 88) return kBcast;                // refused: broadcast
+    if (d < 82) return MacAddress();   // refused: zero
+    if (d < 86) return pick(kGroups);  // refused: multicast
+    if (d < 88) return kBcast;         // refused: broadcast
     if (d < 94) return mac("02:00:00:00:00:07");
     return MacAddress::random_local(rng_());
   }
@@ -441,12 +441,18 @@ class Sequence {
     const unsigned n = u(4);
     for (unsigned i = 0; i < n; ++i) {
       const unsigned d = u(100);
-      if (d < 30) v.push_back(outside());
-      else if (d < 70) v.push_back(pick(kDevPool));  // device MACs, its own included
-      else if (d < 85) v.push_back(port_.lower().mac);
-      else if (d < 92) v.push_back(kOutside);
-      else if (d < 96) v.push_back(MacAddress());  // refused
-      else v.push_back(kGroup);                    // refused
+      if (d < 30)
+        v.push_back(outside());
+      else if (d < 70)
+        v.push_back(pick(kDevPool));  // device MACs, its own included
+      else if (d < 85)
+        v.push_back(port_.lower().mac);
+      else if (d < 92)
+        v.push_back(kOutside);
+      else if (d < 96)
+        v.push_back(MacAddress());  // refused
+      else
+        v.push_back(kGroup);  // refused
     }
     return v;
   }
@@ -459,8 +465,8 @@ class Sequence {
     return c;
   }
   Mode any_mode(bool with_passthru) {
-    static const std::vector<Mode> kModes = {Mode::kPrivate, Mode::kVepa, Mode::kBridge,
-                                             Mode::kSource, Mode::kBridge, Mode::kVepa};
+    static const std::vector<Mode> kModes = {Mode::kPrivate, Mode::kVepa,   Mode::kBridge,
+                                             Mode::kSource,  Mode::kBridge, Mode::kVepa};
     if (with_passthru && chance(10)) return Mode::kPassthru;
     return pick(kModes);
   }
@@ -800,7 +806,9 @@ class Sequence {
   std::deque<std::string> history_;
 };
 
-void PrintTo(const SequenceRow& r, std::ostream* os) { *os << r.profile << " seed " << r.seed; }
+void PrintTo(const SequenceRow& r, std::ostream* os) {
+  *os << r.profile << " seed " << r.seed;
+}
 
 class PortProperties : public ::testing::TestWithParam<SequenceRow> {};
 
@@ -862,7 +870,10 @@ TEST(PortSnapshot, SeesEveryChange) {
       {"flags", change(s, [](DeviceChange& c) { c.flags = kFlagNoDst; })},
       {"bcqueuelen", change(a, [](DeviceChange& c) { c.bcqueuelen = 5000; })},
       {"bclim", change(a, [](DeviceChange& c) { c.bclim = 7; })},
-      {"sources", change(s, [](DeviceChange& c) { c.macaddr = {SourceOp::kAdd, {kOutside2}}; })},
+      {"sources", change(s,
+                         [](DeviceChange& c) {
+                           c.macaddr = {SourceOp::kAdd, {kOutside2}};
+                         })},
       {"address", change(a, [](DeviceChange& c) { c.address = mac("02:00:00:00:00:09"); })},
       {"mtu", change(a, [](DeviceChange& c) { c.mtu = 1400; })},
       {"down", change(a, [](DeviceChange& c) { c.up = false; })},
@@ -928,8 +939,8 @@ TEST(PortZeroMacDeathTest, PortWithoutDevicesSurvivesZeroAddressFrames) {
         DecisionBatch b;
         p.receive(frame(MacAddress(), kOutside), b);  // unicast to 00:00:00:00:00:00
         p.receive(frame(kBcast, MacAddress()), b);    // broadcast from 00:00:00:00:00:00
-        const bool ok = b.size() == 2 && b[0].count == 0 && b[0].to_host && b[1].count == 0 &&
-                        b[1].to_host;
+        const bool ok =
+            b.size() == 2 && b[0].count == 0 && b[0].to_host && b[1].count == 0 && b[1].to_host;
         std::exit(ok ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");

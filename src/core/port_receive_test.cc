@@ -56,7 +56,9 @@ auto from(DeviceId Mixed::*d, MacAddress dst = kBcast) {
 auto raw(MacAddress dst, MacAddress src, std::uint16_t type = 0x0800) {
   return [=](Mixed&) { return frame(dst, src, type); };
 }
-void subscribe_v1(Mixed& m) { m.subscribe(m.v1, {kGroup}); }
+void subscribe_v1(Mixed& m) {
+  m.subscribe(m.v1, {kGroup});
+}
 void subscribe_v1_b1(Mixed& m) {
   m.subscribe(m.v1, {kGroup});
   m.subscribe(m.b1, {kGroup});
@@ -78,30 +80,49 @@ INSTANTIATE_TEST_SUITE_P(
         RxRow{"source_copy_and_lookup", to(&Mixed::p, kOutside), names({"s", "p"}), false},
         RxRow{"source_copy_and_host", raw(kLowerMac, kOutside), names({"s"}), true},
         RxRow{"source_copy_of_frame_to_source_mac", to(&Mixed::s, kOutside), names({"s"}), true},
-        RxRow{"from_own_device_unicast_to_sibling", [](Mixed& m) {
-                return frame(m.mac_of(m.b2), m.mac_of(m.p));
-              }, names({"b2"}), false},
-        RxRow{"private_gets_reflected_unicast", [](Mixed& m) {
-                return frame(m.mac_of(m.p), m.mac_of(m.v1));
-              }, names({"p"}), false},
-        RxRow{"vlan_tagged_unicast", [](Mixed& m) {
+        RxRow{"from_own_device_unicast_to_sibling",
+              [](Mixed& m) { return frame(m.mac_of(m.b2), m.mac_of(m.p)); }, names({"b2"}), false},
+        RxRow{"private_gets_reflected_unicast",
+              [](Mixed& m) { return frame(m.mac_of(m.p), m.mac_of(m.v1)); }, names({"p"}), false},
+        RxRow{"vlan_tagged_unicast",
+              [](Mixed& m) {
                 auto f = frame(m.mac_of(m.v1), kOutside2, 0x8100, 50);
                 f[16] = 0x08;
                 return f;
-              }, names({"v1"}), false},
-        RxRow{"runt", [](Mixed&) { return std::vector<std::uint8_t>(13, 0); }, {}, false,
+              },
+              names({"v1"}), false},
+        RxRow{"runt",
+              [](Mixed&) { return std::vector<std::uint8_t>(13, 0); },
+              {},
+              false,
               DropReason::kRunt},
-        RxRow{"empty", [](Mixed&) { return std::vector<std::uint8_t>(); }, {}, false,
+        RxRow{"empty",
+              [](Mixed&) { return std::vector<std::uint8_t>(); },
+              {},
+              false,
               DropReason::kRunt},
-        RxRow{"oversize", [](Mixed&) { return std::vector<std::uint8_t>(kMaxFrameSize + 1, 2); },
-              {}, false, DropReason::kOversize},
-        RxRow{"after_device_goes_down", to(&Mixed::b1), {}, true, DropReason::kNone,
+        RxRow{"oversize",
+              [](Mixed&) { return std::vector<std::uint8_t>(kMaxFrameSize + 1, 2); },
+              {},
+              false,
+              DropReason::kOversize},
+        RxRow{"after_device_goes_down",
+              to(&Mixed::b1),
+              {},
+              true,
+              DropReason::kNone,
               [](Mixed& m) { m.set_up(m.b1, false); }},
-        RxRow{"after_device_removed", raw(mac("02:00:00:00:00:03"), kOutside2), {}, true,
+        RxRow{"after_device_removed",
+              raw(mac("02:00:00:00:00:03"), kOutside2),
+              {},
+              true,
               DropReason::kNone,
               [](Mixed& m) { m.port().remove_device(m.v2); }},
-        RxRow{"after_mac_change_old_mac_is_host", raw(mac("02:00:00:00:00:02"), kOutside2), {},
-              true, DropReason::kNone,
+        RxRow{"after_mac_change_old_mac_is_host",
+              raw(mac("02:00:00:00:00:02"), kOutside2),
+              {},
+              true,
+              DropReason::kNone,
               [](Mixed& m) {
                 DeviceChange c;
                 c.address = mac("02:00:00:00:01:02");

@@ -13,7 +13,9 @@
 
 namespace umacvlan::core::testing {
 
-inline MacAddress mac(const char* s) { return *MacAddress::parse(s); }
+inline MacAddress mac(const char* s) {
+  return *MacAddress::parse(s);
+}
 
 inline const MacAddress kLowerMac = mac("02:00:00:00:00:ee");
 inline const MacAddress kOutside = mac("02:00:00:00:aa:01");

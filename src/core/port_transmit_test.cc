@@ -98,16 +98,15 @@ INSTANTIATE_TEST_SUITE_P(
 
 INSTANTIATE_TEST_SUITE_P(
     OtherModes, TransmitTable,
-    ::testing::Values(
-        TxRow{"vepa_to_vepa_sibling_goes_out", &Sib::v1, dev(&Sib::v2), {}, true},
-        TxRow{"vepa_to_bridge_goes_out", &Sib::v1, dev(&Sib::b1), {}, true},
-        TxRow{"vepa_broadcast_only_out", &Sib::v1, fixed(kBcast), {}, true},
-        TxRow{"private_to_bridge_goes_out", &Sib::p, dev(&Sib::b1), {}, true},
-        TxRow{"private_broadcast_only_out", &Sib::p, fixed(kBcast), {}, true},
-        TxRow{"source_to_bridge_goes_out", &Sib::s, dev(&Sib::b1), {}, true},
-        TxRow{"source_broadcast_only_out", &Sib::s, fixed(kBcast), {}, true},
-        TxRow{"vepa_to_outside", &Sib::v2, fixed(kOutside), {}, true},
-        TxRow{"private_to_lower", &Sib::p, fixed(kLowerMac), {}, true}),
+    ::testing::Values(TxRow{"vepa_to_vepa_sibling_goes_out", &Sib::v1, dev(&Sib::v2), {}, true},
+                      TxRow{"vepa_to_bridge_goes_out", &Sib::v1, dev(&Sib::b1), {}, true},
+                      TxRow{"vepa_broadcast_only_out", &Sib::v1, fixed(kBcast), {}, true},
+                      TxRow{"private_to_bridge_goes_out", &Sib::p, dev(&Sib::b1), {}, true},
+                      TxRow{"private_broadcast_only_out", &Sib::p, fixed(kBcast), {}, true},
+                      TxRow{"source_to_bridge_goes_out", &Sib::s, dev(&Sib::b1), {}, true},
+                      TxRow{"source_broadcast_only_out", &Sib::s, fixed(kBcast), {}, true},
+                      TxRow{"vepa_to_outside", &Sib::v2, fixed(kOutside), {}, true},
+                      TxRow{"private_to_lower", &Sib::p, fixed(kLowerMac), {}, true}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Transmit, PassthruGoesOut) {

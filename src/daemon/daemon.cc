@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -11,8 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "daemon/control_channel.h"
 #include "daemon/control_protocol.h"

@@ -1,13 +1,12 @@
 #include "daemon/link_service.h"
 
-#include <linux/if_arp.h>
 #include <linux/if.h>
+#include <linux/if_arp.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "daemon/link_json.h"
 
@@ -37,11 +36,21 @@ core::SourceListChange source_change(const control::LinkRequest& req) {
   core::SourceListChange c;
   c.addrs = req.macaddrs;
   switch (req.macaddr_mode) {
-    case control::MacaddrMode::kNone: c.op = core::SourceOp::kNone; break;
-    case control::MacaddrMode::kAdd: c.op = core::SourceOp::kAdd; break;
-    case control::MacaddrMode::kDel: c.op = core::SourceOp::kDel; break;
-    case control::MacaddrMode::kSet: c.op = core::SourceOp::kSet; break;
-    case control::MacaddrMode::kFlush: c.op = core::SourceOp::kFlush; break;
+    case control::MacaddrMode::kNone:
+      c.op = core::SourceOp::kNone;
+      break;
+    case control::MacaddrMode::kAdd:
+      c.op = core::SourceOp::kAdd;
+      break;
+    case control::MacaddrMode::kDel:
+      c.op = core::SourceOp::kDel;
+      break;
+    case control::MacaddrMode::kSet:
+      c.op = core::SourceOp::kSet;
+      break;
+    case control::MacaddrMode::kFlush:
+      c.op = core::SourceOp::kFlush;
+      break;
   }
   return c;
 }
@@ -95,10 +104,14 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
   // the last event: start from the kernel's present view.
   resync();
   switch (req.op) {
-    case LinkOp::kAdd: return add(req, caller);
-    case LinkOp::kSet: return set(req, caller);
-    case LinkOp::kDelete: return del(req, caller);
-    case LinkOp::kShow: return show(req, caller);
+    case LinkOp::kAdd:
+      return add(req, caller);
+    case LinkOp::kSet:
+      return set(req, caller);
+    case LinkOp::kDelete:
+      return del(req, caller);
+    case LinkOp::kShow:
+      return show(req, caller);
   }
   return failure(EINVAL, "Error: unknown request.");
 }
@@ -160,8 +173,8 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     if (int rc = io::RtNetlink::open(fresh->lower_ns, &fresh->lower_rtnl); rc < 0) return undo(-rc);
     if (int rc = io::PacketLower::open(fresh->lower_ns, lower.ifindex, &fresh->lower); rc < 0)
       return undo(-rc);
-    if (int rc = io::StackFilter::open(fresh->lower_ns, lower.name, lower.ifindex,
-                                       &fresh->stack_filter);
+    if (int rc =
+            io::StackFilter::open(fresh->lower_ns, lower.name, lower.ifindex, &fresh->stack_filter);
         rc < 0) {
       spdlog::warn("no nftables ingress filter on {} ({}): frames for devices also reach its stack",
                    lower.name, fresh->stack_filter.last_error());
@@ -272,7 +285,8 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
                         link_json(li, lower_name, p->lower_ifindex, *p->port.device(id), p->port));
     }
   }
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [idx, j] : rows) r.links.push_back(std::move(j));
   return r;
 }
@@ -298,9 +312,9 @@ void LinkService::remove_port_if_empty(PortRuntime& port) {
     port.lower_rtnl.set_link(port.lower_ifindex, lc);
   }
   if (port.lower.fd() >= 0) watcher_.unwatch(port.lower.fd());
-  ports_.erase(std::remove_if(ports_.begin(), ports_.end(),
-                              [&](const auto& p) { return p.get() == &port; }),
-               ports_.end());
+  ports_.erase(
+      std::remove_if(ports_.begin(), ports_.end(), [&](const auto& p) { return p.get() == &port; }),
+      ports_.end());
 }
 
 void LinkService::device_failed(PortRuntime& port, core::DeviceId id) {
@@ -403,7 +417,8 @@ bool LinkService::resync_device(PortRuntime& port, DeviceRuntime& dev) {
     a.address = c.address;
     m.mtu = c.mtu;
     u.up = c.up;
-    for (const core::DeviceChange* part : {&a, &m, &u}) (void)port.port.change_device(dev.id, *part);
+    for (const core::DeviceChange* part : {&a, &m, &u})
+      (void)port.port.change_device(dev.id, *part);
     apply_device(port, dev);
   }
   return true;

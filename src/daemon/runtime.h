@@ -64,7 +64,11 @@ struct PortRuntime {
   explicit PortRuntime(core::LowerState l) : port(std::move(l)) {}
 };
 
-inline io::MacBytes to_bytes(core::MacAddress m) { return m.octets(); }
-inline core::MacAddress from_bytes(const io::MacBytes& b) { return core::MacAddress(b); }
+inline io::MacBytes to_bytes(core::MacAddress m) {
+  return m.octets();
+}
+inline core::MacAddress from_bytes(const io::MacBytes& b) {
+  return core::MacAddress(b);
+}
 
 }  // namespace umacvlan::daemon

@@ -81,7 +81,8 @@ class ScopedNetns {
     return j[0];
   }
   std::size_t link_count() const {
-    const auto j = nlohmann::json::parse(capture("ip -n " + name_ + " -j link show"), nullptr, false);
+    const auto j =
+        nlohmann::json::parse(capture("ip -n " + name_ + " -j link show"), nullptr, false);
     return j.is_array() ? j.size() : 0;
   }
   int ifindex(const std::string& dev) const {

@@ -2,7 +2,6 @@
 // (`ip netns add umv-nl-PID-N`), removed again in the fixture's TearDown,
 // also when the test fails; iproute2 is only ever run with `-n` of those.
 #include "io/netlink.h"
-#include "io/io_test_util.h"
 
 #include <gtest/gtest.h>
 #include <net/if.h>
@@ -21,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "io/io_test_util.h"
 
 namespace umacvlan::io {
 namespace {

@@ -33,7 +33,9 @@ ino_t NetnsFd::inode() const {
   return st.st_ino;
 }
 
-NetnsFd current_netns() { return NetnsFd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)); }
+NetnsFd current_netns() {
+  return NetnsFd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+}
 
 NetnsFd netns_of_pid(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";

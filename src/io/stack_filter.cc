@@ -36,7 +36,9 @@ StackFilter& StackFilter::operator=(StackFilter&& o) noexcept {
   return *this;
 }
 
-StackFilter::~StackFilter() { remove(); }
+StackFilter::~StackFilter() {
+  remove();
+}
 
 int StackFilter::run(const std::string& commands) {
   std::string err;

@@ -21,10 +21,10 @@
 namespace umacvlan::io {
 
 struct StackFilterRules {
-  std::vector<MacBytes> sources;             // every frame from these
-  std::vector<MacBytes> destinations;        // unicast frames to these
-  std::vector<MacBytes> multicast_sources;   // multicast/broadcast frames from these
-  bool all_unicast = false;                  // every unicast frame (passthru)
+  std::vector<MacBytes> sources;            // every frame from these
+  std::vector<MacBytes> destinations;       // unicast frames to these
+  std::vector<MacBytes> multicast_sources;  // multicast/broadcast frames from these
+  bool all_unicast = false;                 // every unicast frame (passthru)
   bool operator==(const StackFilterRules&) const = default;
 };
 
@@ -38,8 +38,7 @@ class StackFilter {
   ~StackFilter();
 
   // Creates (or takes over a stale) table for the lower; no rules yet.
-  static int open(const NetnsFd& ns, const std::string& lower_name, int ifindex,
-                  StackFilter* out);
+  static int open(const NetnsFd& ns, const std::string& lower_name, int ifindex, StackFilter* out);
   bool valid() const { return ns_.valid(); }
   int apply(const StackFilterRules& rules);
   int remove();
