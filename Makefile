@@ -46,7 +46,7 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target umacvlan_core_fuzz
 	mkdir -p $(FUZZ_BUILD)/corpus
 	@if $(FUZZ_BUILD)/src/core/umacvlan_core_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
-	  -print_final_stats=1 $(FUZZ_BUILD)/corpus > $(FUZZ_BUILD)/fuzz.log 2>&1; then \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus > $(FUZZ_BUILD)/fuzz.log 2>&1; then \
 	  grep -E 'stat::(number_of_executed_units|new_units_added)' $(FUZZ_BUILD)/fuzz.log; \
 	  echo "fuzz: $(FUZZ_SECONDS)s over the frame path, no crash"; \
 	else tail -n 40 $(FUZZ_BUILD)/fuzz.log; echo "fuzz: FAILED" >&2; exit 1; fi
