@@ -7,7 +7,7 @@
 
 set -uo pipefail
 DIR=$(cd "$(dirname "$0")" && pwd)
-SCRIPTS=(modes_matrix.sh passthru.sh source.sh errors.sh lifecycle.sh tcp.sh)
+SCRIPTS=(modes_matrix.sh passthru.sh source.sh errors.sh lifecycle.sh multicast.sh tcp.sh)
 PER_SCRIPT_TIMEOUT=${UMV_SCRIPT_TIMEOUT:-900}
 
 case " $* " in *" -h "*|*" --help "*)
