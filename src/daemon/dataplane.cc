@@ -5,12 +5,12 @@ namespace umacvlan::daemon {
 Dataplane::Dataplane() : rx_(core::kMaxFrameSize), tx_(core::kMaxFrameSize) {}
 
 void Dataplane::deliver(PortRuntime& port, std::span<const std::uint8_t> frame,
-                        const core::Verdict& v, bool queued_pass) {
+                        const io::VnetHeader& vnet, const core::Verdict& v, bool queued_pass) {
   if (v.queued != queued_pass) return;
   for (const core::Target& t : decisions_.targets(v)) {
     auto it = port.devices.find(t.device);
     if (it == port.devices.end()) continue;
-    const bool ok = it->second.tap.write(frame) == 0;
+    const bool ok = it->second.tap.write(vnet, frame) == 0;
     if (!ok) ++counters_.tap_write_errors;
     port.port.count_rx(t.device, frame.size(), t.reason == core::Reason::kFlood, ok);
   }
@@ -26,8 +26,10 @@ int Dataplane::on_lower_readable(PortRuntime& port) {
   for (std::size_t i = 0; i < rx_.count; ++i) port.port.receive(rx_[i], decisions_);
   // Inline deliveries first, then what went through the broadcast queue: the
   // kernel drains that queue from a work item after the burst.
-  for (std::size_t i = 0; i < rx_.count; ++i) deliver(port, rx_[i], decisions_[i], false);
-  for (std::size_t i = 0; i < rx_.count; ++i) deliver(port, rx_[i], decisions_[i], true);
+  for (std::size_t i = 0; i < rx_.count; ++i)
+    deliver(port, rx_[i], rx_.vnet[i], decisions_[i], false);
+  for (std::size_t i = 0; i < rx_.count; ++i)
+    deliver(port, rx_[i], rx_.vnet[i], decisions_[i], true);
   port.port.end_batch();
   return static_cast<int>(rx_.count);
 }
@@ -41,11 +43,11 @@ int Dataplane::on_tap_readable(PortRuntime& port, DeviceRuntime& dev) {
   for (std::size_t i = 0; i < tx_.count; ++i) port.port.transmit(dev.id, tx_[i], decisions_);
   for (std::size_t i = 0; i < tx_.count; ++i) {
     const core::Verdict& v = decisions_[i];
-    deliver(port, tx_[i], v, false);
+    deliver(port, tx_[i], tx_.vnet[i], v, false);
     bool sent = v.drop != core::DropReason::kRunt && v.drop != core::DropReason::kOversize &&
                 v.drop != core::DropReason::kUnknownSender;
     if (v.to_wire) {
-      sent = port.lower.send(tx_[i]) == 0;
+      sent = port.lower.send(tx_.vnet[i], tx_[i]) == 0;
       if (sent) {
         ++counters_.lower_tx_frames;
       } else {

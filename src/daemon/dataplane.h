@@ -1,6 +1,12 @@
 // Dataplane: moves bursts of frames between a port's lower and its devices,
 // doing exactly what the core decided.
 //
+// Frames keep the virtio-net header their source gave them (a device's GSO
+// super-frame, a partial checksum): every TAP write and lower send of a frame
+// carries the header it was read with, so the kernel segments or checksums
+// only where the receiver needs it. The core sees the frames, never the
+// headers.
+//
 // Contract: on_lower_readable() reads a burst from the lower's ring, asks
 // core::Port::receive() for a verdict per frame, then writes each copy to its
 // device's TAP (the broadcast queue's copies after the inline ones) and ends
@@ -37,8 +43,8 @@ class Dataplane {
   const DataplaneCounters& counters() const { return counters_; }
 
  private:
-  void deliver(PortRuntime& port, std::span<const std::uint8_t> frame, const core::Verdict& v,
-               bool queued_pass);
+  void deliver(PortRuntime& port, std::span<const std::uint8_t> frame, const io::VnetHeader& vnet,
+               const core::Verdict& v, bool queued_pass);
 
   io::FrameBatch rx_;
   io::FrameBatch tx_;

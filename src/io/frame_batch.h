@@ -6,12 +6,14 @@
 // TapDevice::read_burst() / PacketLower::receive_burst(): they write frame i
 // into slot(i), then set frames[i] to a view of it and count to i + 1. A frame
 // that does not fit its slot is never truncated and never overflows: it is
-// skipped and counted in dropped_oversize. The views stay valid until the next
-// fill or clear() of the same batch, or until the batch is destroyed; they
-// never point into kernel rings or other batches. Filling a batch starts from
-// clear(): counts are per fill, the caller accumulates them. Move-only (moving
-// keeps the views valid: the buffer does not move). No allocation after
-// construction, no exceptions after construction, no I/O.
+// skipped and counted in dropped_oversize. Beside each frame the batch keeps
+// the virtio-net header the kernel gave with it (vnet[i]: GSO type and size,
+// partial checksum), all zero when there was none; the frame itself is always
+// a complete Ethernet frame without that header, so the core never sees it. The views stay valid
+// until the next fill or clear() of the same batch, or until the batch is destroyed; they never
+// point into kernel rings or other batches. Filling a batch starts from clear(): counts are per
+// fill, the caller accumulates them. Move-only (moving keeps the views valid: the buffer does not
+// move). No allocation after construction, no exceptions after construction, no I/O.
 #pragma once
 
 #include <array>
@@ -24,6 +26,32 @@ namespace umacvlan::io {
 
 // A MAC address as the io layer passes it: six octets, network order.
 using MacBytes = std::array<std::uint8_t, 6>;
+
+// struct virtio_net_hdr of <linux/virtio_net.h>, which C++ cannot include (a
+// member there is called `class`): how a frame crosses a TAP with
+// IFF_VNET_HDR or an AF_PACKET socket with PACKET_VNET_HDR. A GSO frame is
+// one super-frame of up to 64 KiB that the kernel segments (into gso_size
+// payloads) only where it has to; NEEDS_CSUM means the checksum at
+// csum_start + csum_offset (counted from the frame's first byte) still holds
+// only the pseudo-header sum. The 16-bit fields are in host byte order (the
+// legacy virtio layout tun and AF_PACKET use). All zero: a plain frame with
+// its checksums complete or unchecked.
+struct VnetHeader {
+  std::uint8_t flags = 0;
+  std::uint8_t gso_type = 0;
+  std::uint16_t hdr_len = 0;
+  std::uint16_t gso_size = 0;
+  std::uint16_t csum_start = 0;
+  std::uint16_t csum_offset = 0;
+};
+static_assert(sizeof(VnetHeader) == 10, "the kernel's struct virtio_net_hdr is 10 bytes");
+
+inline constexpr std::uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+inline constexpr std::uint8_t kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_DATA_VALID
+inline constexpr std::uint8_t kVnetGsoNone = 0;    // VIRTIO_NET_HDR_GSO_NONE
+inline constexpr std::uint8_t kVnetGsoTcpv4 = 1;   // VIRTIO_NET_HDR_GSO_TCPV4
+inline constexpr std::uint8_t kVnetGsoTcpv6 = 4;   // VIRTIO_NET_HDR_GSO_TCPV6
+inline constexpr std::uint8_t kVnetGsoEcn = 0x80;  // VIRTIO_NET_HDR_GSO_ECN
 
 inline constexpr std::size_t kBatchSize = 64;
 inline constexpr std::size_t kDefaultSlotSize = 2048;
@@ -52,10 +80,12 @@ struct FrameBatch {
   std::span<std::uint8_t> slot(std::size_t i) {
     return {storage_.get() + i * slot_size_, slot_size_};
   }
-  // Makes the first len bytes of the next free slot the next frame. The caller
-  // has already written them there; len <= slot_size(), the batch not full.
-  void commit(std::size_t len) {
+  // Makes the first len bytes of the next free slot the next frame, with
+  // vnet as its virtio-net header. The caller has already written them there;
+  // len <= slot_size(), the batch not full.
+  void commit(std::size_t len, const VnetHeader& vnet_hdr = {}) {
     frames[count] = {storage_.get() + count * slot_size_, len};
+    vnet[count] = vnet_hdr;
     ++count;
   }
 
@@ -65,6 +95,8 @@ struct FrameBatch {
 
   // The frames of this fill: frames[0 .. count).
   std::array<std::span<const std::uint8_t>, kBatchSize> frames{};
+  // The virtio-net header of each frame: vnet[i] goes with frames[i].
+  std::array<VnetHeader, kBatchSize> vnet{};
   std::size_t count = 0;
   // Frames seen during this fill that were bigger than a slot (not in frames).
   std::uint64_t dropped_oversize = 0;

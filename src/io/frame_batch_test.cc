@@ -50,6 +50,26 @@ TEST(FrameBatch, SlotsDoNotOverlapAndMoveKeepsViews) {
   EXPECT_EQ(moved[0][0], 7);
 }
 
+TEST(FrameBatch, EachFrameKeepsItsVnetHeaderZeroWhenNoneWasGiven) {
+  FrameBatch b;
+  VnetHeader gso;
+  gso.flags = kVnetNeedsCsum;
+  gso.gso_type = kVnetGsoTcpv4;
+  gso.hdr_len = 66;
+  gso.gso_size = 1448;
+  gso.csum_start = 34;
+  gso.csum_offset = 16;
+  b.commit(1514, gso);
+  b.commit(60);
+  ASSERT_EQ(b.count, 2u);
+  EXPECT_EQ(std::memcmp(&b.vnet[0], &gso, sizeof(gso)), 0);
+  const VnetHeader zero{};
+  EXPECT_EQ(std::memcmp(&b.vnet[1], &zero, sizeof(zero)), 0);
+  b.clear();
+  b.commit(60);
+  EXPECT_EQ(std::memcmp(&b.vnet[0], &zero, sizeof(zero)), 0) << "a refill replaces the header";
+}
+
 TEST(FrameBatch, TinySlotSizeIsClamped) {
   FrameBatch b(1);
   EXPECT_EQ(b.slot_size(), 64u);

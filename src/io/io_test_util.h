@@ -158,12 +158,13 @@ inline bool has_marker(std::span<const std::uint8_t> f, std::uint32_t marker) {
 
 // Receives from lower until `want` frames matching keep() have arrived or
 // timeout passes; returns copies of the matching frames. Also adds every
-// oversize drop to *oversize if given.
+// oversize drop to *oversize if given, and appends the virtio-net header of
+// every matching frame to *vnet if given.
 inline std::vector<std::vector<std::uint8_t>> collect(
     PacketLower& lower, std::size_t want,
     const std::function<bool(std::span<const std::uint8_t>)>& keep,
     std::chrono::milliseconds timeout = std::chrono::milliseconds(2000),
-    std::uint64_t* oversize = nullptr) {
+    std::uint64_t* oversize = nullptr, std::vector<VnetHeader>* vnet = nullptr) {
   std::vector<std::vector<std::uint8_t>> got;
   FrameBatch batch;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -174,8 +175,10 @@ inline std::vector<std::vector<std::uint8_t>> collect(
     ::poll(&pfd, 1, 20);
     lower.receive_burst(batch);
     if (oversize != nullptr) *oversize += batch.dropped_oversize;
-    for (auto f : batch) {
-      if (keep(f)) got.emplace_back(f.begin(), f.end());
+    for (std::size_t i = 0; i < batch.count; ++i) {
+      if (!keep(batch[i])) continue;
+      got.emplace_back(batch[i].begin(), batch[i].end());
+      if (vnet != nullptr) vnet->push_back(batch.vnet[i]);
     }
   }
   return got;

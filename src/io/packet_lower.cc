@@ -1,7 +1,6 @@
 #include "io/packet_lower.h"
 
 #include <arpa/inet.h>
-#include <endian.h>
 #include <linux/if_ether.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,23 +16,7 @@ namespace {
 
 constexpr std::size_t kMacPairSize = 12;  // destination + source
 constexpr std::size_t kVlanTagSize = 4;
-// struct virtio_net_hdr of <linux/virtio_net.h> (which C++ cannot include:
-// it has a member called `class`); multi-byte fields are little-endian.
-struct VnetHdr {
-  std::uint8_t flags;
-  std::uint8_t gso_type;
-  std::uint16_t hdr_len;
-  std::uint16_t gso_size;
-  std::uint16_t csum_start;
-  std::uint16_t csum_offset;
-};
-static_assert(sizeof(VnetHdr) == 10);
-constexpr std::uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
-constexpr std::size_t kVnetHdrSize = sizeof(VnetHdr);
-
-// Every frame we send carries an all-zero virtio-net header: no GSO, checksum
-// complete.
-constexpr VnetHdr kZeroVnetHdr{};
+constexpr std::size_t kVnetHdrSize = sizeof(VnetHeader);
 
 int set_int_opt(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
@@ -43,24 +26,6 @@ int set_int_opt(int fd, int level, int name, int value) {
 // frames they cover, write them after we are done with those frames.
 std::uint32_t load_acquire(std::uint32_t& v) {
   return std::atomic_ref<std::uint32_t>(v).load(std::memory_order_acquire);
-}
-
-// The Internet checksum of bytes [start, end) of frame, stored at
-// start + offset, as skb_checksum_help() would: the field already holds the
-// pseudo-header sum. No-op if the positions do not fit the frame.
-void complete_checksum(std::uint8_t* frame, std::size_t len, std::size_t start,
-                       std::size_t offset) {
-  if (start >= len || offset + 2 > len - start) return;
-  std::uint64_t sum = 0;
-  const std::uint8_t* p = frame + start;
-  std::size_t n = len - start;
-  for (; n >= 2; p += 2, n -= 2) sum += static_cast<std::uint32_t>(p[0] << 8 | p[1]);
-  if (n == 1) sum += static_cast<std::uint32_t>(p[0] << 8);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  std::uint16_t csum = static_cast<std::uint16_t>(~sum & 0xffff);
-  if (csum == 0) csum = 0xffff;  // 0 means "no checksum" to UDP
-  frame[start + offset] = static_cast<std::uint8_t>(csum >> 8);
-  frame[start + offset + 1] = static_cast<std::uint8_t>(csum & 0xff);
 }
 
 }  // namespace
@@ -205,15 +170,15 @@ int PacketLower::receive_burst(FrameBatch& batch) {
       } else {
         std::memcpy(dst, data, caplen);
       }
-      VnetHdr vh;
-      std::memcpy(&vh, data - kVnetHdrSize, kVnetHdrSize);
-      if ((vh.flags & kVnetNeedsCsum) != 0) {
-        // csum_start counts from the frame as the kernel holds it, without
+      VnetHeader vnet;
+      std::memcpy(&vnet, data - kVnetHdrSize, kVnetHdrSize);
+      if (tagged) {
+        // The header counts from the frame as the kernel holds it, without
         // the tag we put back.
-        const std::size_t start = le16toh(vh.csum_start) + (tagged ? kVlanTagSize : 0);
-        complete_checksum(dst, len, start, le16toh(vh.csum_offset));
+        if ((vnet.flags & kVnetNeedsCsum) != 0) vnet.csum_start += kVlanTagSize;
+        if (vnet.hdr_len != 0) vnet.hdr_len += kVlanTagSize;
       }
-      batch.commit(len);
+      batch.commit(len, vnet);
     }
 
     if (--frames_left_ == 0) {
@@ -225,10 +190,10 @@ int PacketLower::receive_burst(FrameBatch& batch) {
   return static_cast<int>(batch.count);
 }
 
-int PacketLower::send(std::span<const std::uint8_t> frame) {
+int PacketLower::send(const VnetHeader& vnet, std::span<const std::uint8_t> frame) {
   if (fd_ < 0) return -EBADF;
   struct iovec iov[2] = {
-      {const_cast<VnetHdr*>(&kZeroVnetHdr), kVnetHdrSize},
+      {const_cast<VnetHeader*>(&vnet), kVnetHdrSize},
       {const_cast<std::uint8_t*>(frame.data()), frame.size()},
   };
   struct msghdr msg {};
@@ -240,12 +205,15 @@ int PacketLower::send(std::span<const std::uint8_t> frame) {
   }
 }
 
-int PacketLower::send_burst(std::span<const std::span<const std::uint8_t>> frames) {
+int PacketLower::send_burst(std::span<const std::span<const std::uint8_t>> frames,
+                            std::span<const VnetHeader> vnet) {
   if (fd_ < 0) return -EBADF;
   const std::size_t n = std::min(frames.size(), kBatchSize);
   if (n == 0) return 0;
+  static constexpr VnetHeader kPlain{};
   for (std::size_t i = 0; i < n; ++i) {
-    iovs_[2 * i] = {const_cast<VnetHdr*>(&kZeroVnetHdr), kVnetHdrSize};
+    const VnetHeader* h = i < vnet.size() ? &vnet[i] : &kPlain;
+    iovs_[2 * i] = {const_cast<VnetHeader*>(h), kVnetHdrSize};
     iovs_[2 * i + 1] = {const_cast<std::uint8_t*>(frames[i].data()), frames[i].size()};
     msgs_[i] = {};
     msgs_[i].msg_hdr.msg_iov = &iovs_[2 * i];

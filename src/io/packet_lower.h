@@ -13,13 +13,20 @@
 // Receiving: receive_burst() copies frames out of the ring into the batch
 // (views stay valid as FrameBatch says) and gives each fully consumed block
 // back to the kernel at once. Frames are complete, as on the wire: the 802.1Q
-// or 802.1ad tag the kernel moved into metadata is put back, and a checksum a
-// virtual lower left for "hardware" to fill in (veth carrying the stack's
-// CHECKSUM_PARTIAL frames) is computed. The socket does not see its own
-// transmissions nor the host stack's on that interface
+// or 802.1ad tag the kernel moved into metadata is put back. Each frame's
+// virtio-net header (PACKET_VNET_HDR) goes into batch.vnet as the kernel gave
+// it: a GSO super-frame from a virtual lower (a veth peer's TCP) stays one
+// frame, and a checksum the sender left for "hardware" to fill in stays
+// partial (NEEDS_CSUM, csum_start moved by the tag we put back): whoever the
+// frame is written to with that header completes it if it must. The socket
+// does not see its own transmissions nor the host stack's on that interface
 // (PACKET_IGNORE_OUTGOING), as a kernel macvlan never sees what its lower
-// sends. A frame bigger than a batch slot (for example a GSO super-frame from
-// a veth peer) is skipped and counted in batch.dropped_oversize.
+// sends. A frame bigger than a batch slot is skipped and counted in
+// batch.dropped_oversize.
+//
+// Sending: each frame goes out with a virtio-net header (all zero for a
+// plain frame), so a TAP's GSO super-frame leaves whole and the kernel
+// segments it (and fills partial checksums) only if the lower cannot.
 //
 // Filters: add_unicast() puts a device MAC in the lower's unicast filter, as
 // the kernel's macvlan does with dev_uc_add(); a lower without unicast
@@ -83,14 +90,18 @@ class PacketLower {
   // cleared first. Returns batch.count.
   int receive_burst(FrameBatch& batch);
 
-  // Sends one frame out of the interface. 0 or -errno (-EAGAIN/-ENOBUFS when
-  // the queue is full, -ENETDOWN when the interface is down, -EMSGSIZE when
-  // the frame exceeds its MTU): the caller counts a drop.
-  int send(std::span<const std::uint8_t> frame);
+  // Sends one frame out of the interface with its virtio-net header. 0 or
+  // -errno (-EAGAIN/-ENOBUFS when the queue is full, -ENETDOWN when the
+  // interface is down, -EMSGSIZE when a frame that is not GSO exceeds its
+  // MTU, -EINVAL for a header the kernel refuses): the caller counts a drop.
+  int send(const VnetHeader& vnet, std::span<const std::uint8_t> frame);
+  int send(std::span<const std::uint8_t> frame) { return send(VnetHeader{}, frame); }
   // Sends frames in order with one system call (sendmmsg), stopping at the
-  // first that fails. Returns how many went out, or -errno if the first one
-  // failed. At most kBatchSize frames are considered.
-  int send_burst(std::span<const std::span<const std::uint8_t>> frames);
+  // first that fails; frame i with header vnet[i] (all zero where vnet is
+  // shorter). Returns how many went out, or -errno if the first one failed.
+  // At most kBatchSize frames are considered.
+  int send_burst(std::span<const std::span<const std::uint8_t>> frames,
+                 std::span<const VnetHeader> vnet = {});
 
   // Filter memberships on the interface (PACKET_ADD/DROP_MEMBERSHIP).
   // -EINVAL for a multicast MAC given to *_unicast or a unicast one given to

@@ -3,11 +3,17 @@
 #include "io/packet_lower.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "io/io_test_util.h"
@@ -228,9 +234,22 @@ bool udp_to_9999(std::span<const std::uint8_t> f) {
          f[l3 + 9] == IPPROTO_UDP && f[l3 + 22] == 0x27 && f[l3 + 23] == 0x0f;
 }
 
+// Completes the checksum the header says is partial, as the kernel would
+// (the field already holds the pseudo-header sum); returns the frame.
+std::vector<std::uint8_t> completed(std::vector<std::uint8_t> f, const VnetHeader& h) {
+  const std::size_t at = std::size_t{h.csum_start} + h.csum_offset;
+  if (at + 2 > f.size()) return f;
+  const std::uint16_t csum =
+      static_cast<std::uint16_t>(~fold(fold_add(0, std::span(f).subspan(h.csum_start))));
+  f[at] = static_cast<std::uint8_t>(csum >> 8);
+  f[at + 1] = static_cast<std::uint8_t>(csum & 0xff);
+  return f;
+}
+
 // The peer's stack hands veth UDP frames whose checksum is left for
-// "hardware" (CHECKSUM_PARTIAL); what we receive must carry the real one.
-TEST_F(PacketLowerTest, CompletesChecksumsTheStackLeftPartial) {
+// "hardware" (CHECKSUM_PARTIAL): they arrive as they are, with a header that
+// says so and where the checksum goes.
+TEST_F(PacketLowerTest, KeepsChecksumsTheStackLeftPartialInTheHeader) {
   ASSERT_EQ(ns_.ip("addr add 10.77.0.1/24 dev va"), 0);
   ASSERT_EQ(ns_.ip("neigh add 10.77.0.2 lladdr 02:00:00:00:00:0b dev va"), 0);
   PacketLower b;
@@ -256,22 +275,32 @@ TEST_F(PacketLowerTest, CompletesChecksumsTheStackLeftPartial) {
   });
   ASSERT_EQ(rc, 0);
 
-  const auto got = collect(b, 3, udp_to_9999);
+  std::vector<VnetHeader> vnet;
+  const auto got = collect(b, 3, udp_to_9999, std::chrono::milliseconds(2000), nullptr, &vnet);
   ASSERT_EQ(got.size(), 3u);
-  for (const auto& f : got) {
-    EXPECT_EQ(udp4_checksum_residue(f, 14), 0) << "frame of " << f.size();
+  ASSERT_EQ(vnet.size(), 3u);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(vnet[i].flags & kVnetNeedsCsum, kVnetNeedsCsum) << "frame " << i;
+    EXPECT_EQ(vnet[i].gso_type, kVnetGsoNone);
+    EXPECT_EQ(vnet[i].csum_start, 14 + 20);
+    EXPECT_EQ(vnet[i].csum_offset, 6);
+    EXPECT_EQ(udp4_pseudo_sum(got[i], 14), got[i][40] << 8 | got[i][41])
+        << "the field holds the pseudo-header sum";
+    EXPECT_EQ(udp4_checksum_residue(completed(got[i], vnet[i]), 14), 0)
+        << "frame of " << got[i].size();
   }
 }
 
 // A tagged frame whose checksum is still partial (injected through a
 // PACKET_VNET_HDR socket, as a VLAN device on a veth would send it: this
-// kernel may lack 8021q): the checksum must land where it belongs once the
-// tag is back in the frame.
-TEST_F(PacketLowerTest, CompletesPartialChecksumsOfTaggedFrames) {
+// kernel may lack 8021q): the header must point at the checksum in the frame
+// as we hand it out, with the tag back in it.
+TEST_F(PacketLowerTest, PartialChecksumsOfTaggedFramesPointPastTheTag) {
   PacketLower b;
   ASSERT_EQ(PacketLower::open(ns_fd_, vb_, &b), 0);
 
   const std::vector<std::vector<std::uint16_t>> tag_sets = {{}, {0x8100, 0x200a}};
+  std::vector<std::vector<std::uint8_t>> sent;
   const int rc = run_in_netns(ns_fd_, [&] {
     const int s = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (s < 0) return -errno;
@@ -288,6 +317,7 @@ TEST_F(PacketLowerTest, CompletesPartialChecksumsOfTaggedFrames) {
       const std::uint16_t pseudo = udp4_pseudo_sum(f, l4 - 20);
       f[l4 + 6] = static_cast<std::uint8_t>(pseudo >> 8);
       f[l4 + 7] = static_cast<std::uint8_t>(pseudo & 0xff);
+      sent.push_back(f);
       std::uint8_t vnet[10] = {1 /* NEEDS_CSUM */,
                                0,
                                0,
@@ -309,17 +339,152 @@ TEST_F(PacketLowerTest, CompletesPartialChecksumsOfTaggedFrames) {
   });
   ASSERT_EQ(rc, 0);
 
-  const auto got = collect(b, 2, udp_to_9999);
+  std::vector<VnetHeader> vnet;
+  const auto got = collect(b, 2, udp_to_9999, std::chrono::milliseconds(2000), nullptr, &vnet);
   ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(vnet.size(), 2u);
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const auto& tags = tag_sets[i];
-    std::vector<std::uint8_t> want = make_udp4_frame(tags, 301);
-    const std::size_t l3 = 14 + 4 * (tags.size() / 2);
-    ASSERT_EQ(got[i].size(), want.size());
-    EXPECT_TRUE(std::equal(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(l3 + 26),
-                           got[i].begin()));
-    EXPECT_EQ(udp4_checksum_residue(got[i], l3), 0) << "frame " << i;
+    const std::size_t l3 = 14 + 4 * (tag_sets[i].size() / 2);
+    EXPECT_EQ(got[i], sent[i]) << "frame " << i << " arrives as it was sent";
+    EXPECT_EQ(vnet[i].flags & kVnetNeedsCsum, kVnetNeedsCsum);
+    EXPECT_EQ(vnet[i].csum_start, l3 + 20) << "frame " << i;
+    EXPECT_EQ(vnet[i].csum_offset, 6);
+    EXPECT_EQ(udp4_checksum_residue(completed(got[i], vnet[i]), l3), 0) << "frame " << i;
   }
+}
+
+// kMacB <- kMacA, [tags], IPv4 10.77.0.1 -> 10.77.0.2, TCP 1234 -> 5201 with
+// payload_len bytes; the checksum field holds the pseudo-header sum.
+std::vector<std::uint8_t> make_tcp4_frame(const std::vector<std::uint16_t>& tags,
+                                          std::size_t payload_len) {
+  std::vector<std::uint8_t> f = make_udp4_frame(tags, payload_len + 12);
+  const std::size_t l3 = 14 + 2 * tags.size();
+  const std::size_t l4 = l3 + 20;
+  f[l3 + 9] = IPPROTO_TCP;
+  f[l3 + 10] = f[l3 + 11] = 0;
+  const std::uint16_t ip_csum =
+      static_cast<std::uint16_t>(~fold(fold_add(0, std::span(f).subspan(l3, 20))));
+  f[l3 + 10] = static_cast<std::uint8_t>(ip_csum >> 8);
+  f[l3 + 11] = static_cast<std::uint8_t>(ip_csum & 0xff);
+  std::fill(f.begin() + static_cast<std::ptrdiff_t>(l4),
+            f.begin() + static_cast<std::ptrdiff_t>(l4 + 20), 0);
+  f[l4 + 0] = 1234 >> 8;
+  f[l4 + 1] = 1234 & 0xff;
+  f[l4 + 2] = 5201 >> 8;
+  f[l4 + 3] = 5201 & 0xff;
+  f[l4 + 12] = 5 << 4;  // data offset: 20 bytes
+  f[l4 + 13] = 0x18;    // PSH, ACK
+  f[l4 + 14] = 0xff;    // window
+  const std::uint64_t pseudo =
+      fold_add(0, std::span(f).subspan(l3 + 12, 8)) + IPPROTO_TCP + (f.size() - l4);
+  const std::uint16_t p = fold(pseudo);
+  f[l4 + 16] = static_cast<std::uint8_t>(p >> 8);
+  f[l4 + 17] = static_cast<std::uint8_t>(p & 0xff);
+  return f;
+}
+
+// A TCP super-frame sent with a GSO header leaves whole (veth carries GSO),
+// and the receiving socket sees it whole with its header, the tag put back
+// and csum_start moved past it.
+TEST_F(PacketLowerTest, GsoFramesCrossWholeWithTheirHeader) {
+  PacketLower a, b;
+  ASSERT_EQ(PacketLower::open(ns_fd_, va_, &a), 0);
+  ASSERT_EQ(PacketLower::open(ns_fd_, vb_, &b), 0);
+  FrameBatch batch(70000);
+  const std::vector<std::vector<std::uint16_t>> tag_sets = {{}, {0x8100, 0x200a}};
+  for (const auto& tags : tag_sets) {
+    const std::size_t l4 = 14 + 2 * tags.size() + 20;
+    const auto frame = make_tcp4_frame(tags, 4000);
+    VnetHeader h;
+    h.flags = kVnetNeedsCsum;
+    h.gso_type = kVnetGsoTcpv4;
+    h.gso_size = 1000;
+    h.hdr_len = static_cast<std::uint16_t>(l4 + 20);
+    h.csum_start = static_cast<std::uint16_t>(l4);
+    h.csum_offset = 16;
+    ASSERT_EQ(a.send(h, frame), 0) << tags.size() << " tags";
+    ASSERT_EQ(a.send(frame), -EMSGSIZE) << "without GSO it is bigger than the MTU";
+
+    std::vector<std::uint8_t> got;
+    VnetHeader got_h;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+      struct pollfd pfd {
+        b.fd(), POLLIN, 0
+      };
+      ::poll(&pfd, 1, 20);
+      b.receive_burst(batch);
+      EXPECT_EQ(batch.dropped_oversize, 0u);
+      for (std::size_t i = 0; i < batch.count; ++i) {
+        if (batch[i].size() > 1514) {
+          got.assign(batch[i].begin(), batch[i].end());
+          got_h = batch.vnet[i];
+        }
+      }
+    }
+    EXPECT_EQ(got, frame) << tags.size() << " tags";
+    EXPECT_EQ(got_h.gso_type, kVnetGsoTcpv4);
+    EXPECT_EQ(got_h.gso_size, 1000);
+    EXPECT_EQ(got_h.flags & kVnetNeedsCsum, kVnetNeedsCsum);
+    EXPECT_EQ(got_h.csum_start, l4);
+    EXPECT_EQ(got_h.csum_offset, 16);
+  }
+}
+
+// Where the lower cannot take a super-frame nor fill in checksums (a TAP
+// without offloads), the kernel segments it on the way out and completes
+// every checksum: the device sees MTU-sized TCP frames carrying all of the
+// payload in order.
+TEST_F(PacketLowerTest, GsoFramesAreSegmentedWhereTheLowerCannotTakeThem) {
+  int tap = -1;
+  const int index = run_in_netns(ns_fd_, [&] {
+    tap = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (tap < 0) return -errno;
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "plaintap0");
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;  // no TUNSETOFFLOAD: no TSO, no checksum offload
+    if (::ioctl(tap, TUNSETIFF, &ifr) != 0) return -errno;
+    return static_cast<int>(::if_nametoindex("plaintap0"));
+  });
+  ASSERT_GT(index, 0);
+  ASSERT_EQ(ns_.ip("link set plaintap0 up"), 0);
+  PacketLower a;
+  ASSERT_EQ(PacketLower::open(ns_fd_, index, &a), 0);
+  const auto frame = make_tcp4_frame({}, 4000);
+  VnetHeader h;
+  h.flags = kVnetNeedsCsum;
+  h.gso_type = kVnetGsoTcpv4;
+  h.gso_size = 1000;
+  h.hdr_len = 54;
+  h.csum_start = 34;
+  h.csum_offset = 16;
+  ASSERT_EQ(a.send(h, frame), 0);
+
+  std::vector<std::vector<std::uint8_t>> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (got.size() < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<std::uint8_t> buf(70000);
+    const ssize_t n = ::read(tap, buf.data(), buf.size());
+    if (n <= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    buf.resize(static_cast<std::size_t>(n));
+    if (buf.size() > 34 && buf[12] == 0x08 && buf[13] == 0x00 && buf[23] == IPPROTO_TCP)
+      got.push_back(std::move(buf));
+  }
+  ::close(tap);
+  ASSERT_EQ(got.size(), 4u);
+  std::vector<std::uint8_t> payload;
+  for (const auto& f : got) {
+    ASSERT_EQ(f.size(), 54u + 1000u);
+    // TCP checksum over pseudo-header and segment: complete, so it folds to 0xffff.
+    const std::uint64_t pseudo =
+        fold_add(0, std::span(f).subspan(26, 8)) + IPPROTO_TCP + (f.size() - 34);
+    EXPECT_EQ(fold(fold_add(pseudo, std::span(f).subspan(34))), 0xffff);
+    payload.insert(payload.end(), f.begin() + 54, f.end());
+  }
+  EXPECT_TRUE(std::equal(payload.begin(), payload.end(), frame.begin() + 54));
 }
 
 TEST_F(PacketLowerTest, UnicastFilterMakesVethPromiscuousUntilClosed) {

@@ -1,6 +1,16 @@
-// TapDevice: one umacvlan device as a Linux TAP (IFF_TAP | IFF_NO_PI), the
-// "upper" side of the data path: frames the device's stack sends are read
-// here, frames for the device are written here.
+// TapDevice: one umacvlan device as a Linux TAP (IFF_TAP | IFF_NO_PI |
+// IFF_VNET_HDR), the "upper" side of the data path: frames the device's stack
+// sends are read here, frames for the device are written here.
+//
+// Offloads: every frame crosses the fd behind a 10-byte virtio-net header
+// (VnetHeader), and the TAP offers the device's stack checksum and TCP
+// segmentation offload (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN),
+// so a TCP send arrives as one GSO super-frame of up to 64 KiB with a partial
+// checksum instead of one MTU-sized frame per read. Writing such a frame with
+// its header hands it to the receiving stack whole; the kernel segments or
+// checksums it only where something on the way needs that. Every attach
+// (open(), create_and_move()) sets the same flags and offloads: TUNSETIFF on
+// an existing persistent TAP replaces the previous attach's flags.
 //
 // Contract: a TapDevice owns one non-blocking, close-on-exec fd of
 // /dev/net/tun attached to a persistent TAP. Destroying or moving-from a
@@ -8,7 +18,7 @@
 // daemon re-attaches with open()); destroy() is what removes the device.
 // Every call returns 0 (or a count) on success and a negative errno on
 // failure; nothing throws, nothing logs. read_burst() and write() do no
-// allocation and no system call besides readv()/write(); the control calls
+// allocation and no system call besides readv()/writev(); the control calls
 // (set_*, current_*) may start a helper thread to act inside the namespace the
 // device lives in now, which may no longer be the one it was created in.
 //
@@ -83,14 +93,19 @@ class TapDevice {
   int set_up(bool up);
 
   // Reads frames until the batch is full or none is pending (EAGAIN). The
-  // batch is cleared first. Returns batch.count (0 when nothing is pending),
-  // or -errno if the very first read fails for another reason: -EBADFD once
-  // the device is gone. If a later read fails, the frames already read are
-  // returned and the error comes back on the next call.
+  // batch is cleared first; batch.vnet[i] gets frame i's virtio-net header.
+  // Returns batch.count (0 when nothing is pending), or -errno if the very
+  // first read fails for another reason: -EBADFD once the device is gone. If
+  // a later read fails, the frames already read are returned and the error
+  // comes back on the next call. A GSO frame needs a slot of 64 KiB and more.
   int read_burst(FrameBatch& batch);
-  // Writes one frame. 0, or -errno: -EIO when the device is down, -EBADFD
-  // when it is gone, -EINVAL for a frame shorter than an Ethernet header.
-  int write(std::span<const std::uint8_t> frame);
+  // Writes one frame with its virtio-net header (vnet as read_burst() or
+  // PacketLower::receive_burst() gave it; all zero for a plain frame). 0, or
+  // -errno: -EIO when the device is down, -EBADFD when it is gone, -EINVAL
+  // for a frame shorter than an Ethernet header or a header the kernel
+  // refuses.
+  int write(const VnetHeader& vnet, std::span<const std::uint8_t> frame);
+  int write(std::span<const std::uint8_t> frame) { return write(VnetHeader{}, frame); }
 
   // Turns persistence off and closes the fd: the kernel removes the device.
   // 0 also when the device was already gone.
