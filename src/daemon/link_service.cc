@@ -103,22 +103,24 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
   // Users may have moved, renamed or deleted devices with plain `ip` since
   // the last event: start from the kernel's present view.
   resync();
+  // Names in a request are the caller's: one netlink socket in its namespace.
+  io::RtNetlink rtnl;
+  if (int rc = io::RtNetlink::open(caller, &rtnl); rc < 0) return failure(-rc);
   switch (req.op) {
     case LinkOp::kAdd:
-      return add(req, caller);
+      return add(req, caller, rtnl);
     case LinkOp::kSet:
-      return set(req, caller);
+      return set(req, caller, rtnl);
     case LinkOp::kDelete:
-      return del(req, caller);
+      return del(req, caller, rtnl);
     case LinkOp::kShow:
-      return show(req, caller);
+      return show(req, caller, rtnl);
   }
   return failure(EINVAL, "Error: unknown request.");
 }
 
-control::Reply LinkService::add(const control::LinkRequest& req, const io::NetnsFd& caller) {
-  io::RtNetlink rtnl;
-  if (int rc = io::RtNetlink::open(caller, &rtnl); rc < 0) return failure(-rc);
+control::Reply LinkService::add(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                io::RtNetlink& rtnl) {
   if (req.link.empty()) return failure(EINVAL, "Error: a macvlan device needs \"link LOWER\".");
   io::LinkInfo lower;
   if (rtnl.get_link(req.link, &lower) != 0) return cannot_find(req.link);
@@ -221,9 +223,8 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   return Reply{};
 }
 
-control::Reply LinkService::set(const control::LinkRequest& req, const io::NetnsFd& caller) {
-  io::RtNetlink rtnl;
-  if (int rc = io::RtNetlink::open(caller, &rtnl); rc < 0) return failure(-rc);
+control::Reply LinkService::set(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                io::RtNetlink& rtnl) {
   Reply err;
   Found f = find_by_name(caller, rtnl, req.name, &err);
   if (f.dev == nullptr) return err;
@@ -250,9 +251,8 @@ control::Reply LinkService::set(const control::LinkRequest& req, const io::Netns
   return Reply{};
 }
 
-control::Reply LinkService::del(const control::LinkRequest& req, const io::NetnsFd& caller) {
-  io::RtNetlink rtnl;
-  if (int rc = io::RtNetlink::open(caller, &rtnl); rc < 0) return failure(-rc);
+control::Reply LinkService::del(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                io::RtNetlink& rtnl) {
   Reply err;
   Found f = find_by_name(caller, rtnl, req.name, &err);
   if (f.dev == nullptr) return err;
@@ -262,9 +262,8 @@ control::Reply LinkService::del(const control::LinkRequest& req, const io::Netns
   return Reply{};
 }
 
-control::Reply LinkService::show(const control::LinkRequest& req, const io::NetnsFd& caller) {
-  io::RtNetlink rtnl;
-  if (int rc = io::RtNetlink::open(caller, &rtnl); rc < 0) return failure(-rc);
+control::Reply LinkService::show(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                 io::RtNetlink& rtnl) {
   const ino_t here = caller.inode();
   Reply r;
   if (!req.name.empty()) {

@@ -61,10 +61,14 @@ class LinkService {
   Found find_by_name(const io::NetnsFd& caller, io::RtNetlink& rtnl, const std::string& name,
                      control::Reply* error);
 
-  control::Reply add(const control::LinkRequest& req, const io::NetnsFd& caller);
-  control::Reply set(const control::LinkRequest& req, const io::NetnsFd& caller);
-  control::Reply del(const control::LinkRequest& req, const io::NetnsFd& caller);
-  control::Reply show(const control::LinkRequest& req, const io::NetnsFd& caller);
+  control::Reply add(const control::LinkRequest& req, const io::NetnsFd& caller,
+                     io::RtNetlink& rtnl);
+  control::Reply set(const control::LinkRequest& req, const io::NetnsFd& caller,
+                     io::RtNetlink& rtnl);
+  control::Reply del(const control::LinkRequest& req, const io::NetnsFd& caller,
+                     io::RtNetlink& rtnl);
+  control::Reply show(const control::LinkRequest& req, const io::NetnsFd& caller,
+                      io::RtNetlink& rtnl);
 
   void remove_device(PortRuntime& port, core::DeviceId id, bool destroy_tap);
   void remove_port_if_empty(PortRuntime& port);
