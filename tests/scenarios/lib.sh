@@ -462,6 +462,16 @@ umv_rec() {
 # umv_report TITLE: print the table; return 1 if any implementation differs
 # from the expected value (the kernel's measured behaviour) or, with two
 # implementations, if they differ from each other.
+# Notes: facts reported beside the table but never compared (known
+# differences a scenario documents rather than hides).
+UMV_NOTES=()
+umv_note() { UMV_NOTES+=("[$UMV_IMPL] $*"); umv_vlog "$*"; }
+umv_print_notes() {
+    [ ${#UMV_NOTES[@]} -gt 0 ] || return 0
+    echo "-- notes (informational, not compared)"
+    printf '   %s\n' "${UMV_NOTES[@]}"
+}
+
 umv_report() {
     local title=$1 c i v e st fail=0 w=40 vw=34
     local -a row

@@ -36,7 +36,6 @@ umv_init "$@"
 
 NEWMAC=02:77:00:00:0a:11    # case 2: a's new MAC
 SETTLE=2                    # bounded poll for a state the daemon applies later
-NOTES=()                    # informational, never compared
 
 # ------------------------------------------------------------- helpers ---
 
@@ -82,7 +81,6 @@ except Exception:
 EOF
 }
 
-note() { NOTES+=("[$UMV_IMPL] $*"); umv_vlog "$*"; }
 
 # --------------------------------------------------------------- cases ---
 
@@ -152,11 +150,11 @@ case3() {   # device MTU
     # cannot match by construction; what users see afterwards can: compare the
     # MTU the device ends up with (bounded poll), not the exit code.
     ip -n "$NS_A" link set mva mtu 1600 2>/dev/null; rc=$?
-    note "3: plain 'ip link set mva mtu 1600' exit code $rc (not compared)"
+    umv_note "3: plain 'ip link set mva mtu 1600' exit code $rc (not compared)"
     umv_rec "3: after ip mtu 1600: final mtu" "$(umv_settle 1400 "$SETTLE" mtu_of "$NS_A" mva)" 1400
     umv_run_capture rc msg umv_mv "$NS_A" link set dev mva mtu 1600
     umv_rec "3: \$MV set mva mtu 1600 (rc)" "$rc" 2
-    note "3: \$MV mtu 1600: $msg"
+    umv_note "3: \$MV mtu 1600: $msg"
     sleep 0.3
     umv_rec "3: after \$MV mtu 1600: mtu" "$(mtu_of "$NS_A" mva)" 1400
 }
@@ -194,7 +192,7 @@ case5() {   # carrier of the lower
     # index, so without carrier the kernel calls it DOWN, never
     # LOWERLAYERDOWN, and userspace cannot set that operstate (README,
     # "Known differences"). NO-CARRIER above is compared.
-    note "5: swp0 down: mvh state (ns H) = $(umv_settle LOWERLAYERDOWN "$SETTLE" state_of "$NS_H" mvh) (kernel: LOWERLAYERDOWN)"
+    umv_note "5: swp0 down: mvh state (ns H) = $(umv_settle LOWERLAYERDOWN "$SETTLE" state_of "$NS_H" mvh) (kernel: LOWERLAYERDOWN)"
     umv_rec "5: swp0 down: a>b" "$(umv_yn umv_ping "$NS_A" 10.77.0.12)" no
     ip -n "$NS_SW" link set swp0 up
     umv_rec "5: swp0 up: mva LOWER_UP" "$(umv_settle yes "$SETTLE" has_flag "$NS_A" mva LOWER_UP)" yes
@@ -220,10 +218,10 @@ case6() {   # delete a device with plain ip
     umv_rec "6: \$MV -d link show in A lists mva" "$(grep -qw mva "$f" && echo yes || echo no)" no
     umv_run_capture rc msg umv_mv "$NS_A" -d link show mva
     umv_rec "6: \$MV -d link show mva (rc)" "$rc" 1
-    note "6: \$MV -d link show mva: $msg"
+    umv_note "6: \$MV -d link show mva: $msg"
     umv_run_capture rc msg umv_mv "$NS_H" link add link lower0 name mva type macvlan mode bridge
     umv_rec "6: re-create mva on lower0 (rc)" "$rc" 0
-    [ "$rc" = 0 ] || note "6: re-create: $msg"
+    [ "$rc" = 0 ] || umv_note "6: re-create: $msg"
     if [ "$rc" = 0 ] && place "$NS_A" mva 10.77.0.11/24; then
         umv_rec "6: new mva: a>b" "$(umv_yn umv_ping "$NS_A" 10.77.0.12)" yes
     else
@@ -254,7 +252,7 @@ case7() {   # delete the namespace holding a device
     umv_rec "7: b gone: a>b" "$(umv_yn umv_ping "$NS_A" 10.77.0.12)" no
     umv_run_capture rc msg umv_mv "$NS_H" link add link lower0 name mvb address "$oldb" type macvlan mode bridge
     umv_rec "7: re-create mvb, b's old MAC (rc)" "$rc" 0
-    [ "$rc" = 0 ] || note "7: re-create mvb: $msg"
+    [ "$rc" = 0 ] || umv_note "7: re-create mvb: $msg"
     nsb2="${UMV_PFX}${1}-b2"
     umv_ns_add "$nsb2"
     if [ "$rc" = 0 ] && place "$nsb2" mvb 10.77.0.12/24; then
@@ -305,11 +303,11 @@ case10() {  # a device on top of a macvlan device
     umv_rec "10: create mva2 on lower0 (rc)" "$rc" 0
     umv_run_capture rc msg umv_mv "$NS_H" link add link mva2 name mvc type macvlan mode bridge
     umv_rec "10: create mvc on mva2 (rc)" "$rc" 0
-    [ "$rc" = 0 ] || note "10: create mvc: $msg"
+    [ "$rc" = 0 ] || umv_note "10: create mvc: $msg"
     f="$UMV_TMP/show10.out"
     umv_mv "$NS_H" -d link show mvc >"$f" 2>&1
     umv_rec "10: \$MV -d link show mvc: @lower0" "$(grep -q 'mvc@lower0' "$f" && echo yes || echo no)" yes
-    note "10: \$MV -d link show mvc: $(head -1 "$f")"
+    umv_note "10: \$MV -d link show mvc: $(head -1 "$f")"
     if place "$NS_B" mvc 10.77.0.12/24; then
         umv_rec "10: mvc>a" "$(umv_yn umv_ping "$NS_B" 10.77.0.11)" yes
         umv_run_capture rc msg umv_mv "$NS_H" link del mva2
@@ -339,10 +337,7 @@ for impl in "${UMV_IMPLS[@]}"; do
 done
 
 umv_report "lifecycle (expected = kernel 6.18 measured)"; FAIL=$?
-if [ ${#NOTES[@]} -gt 0 ]; then
-    echo "-- notes (informational, not compared)"
-    printf '   %s\n' "${NOTES[@]}"
-fi
+umv_print_notes
 for impl in "${UMV_IMPLS[@]}"; do echo "[$impl] ${DUR[$impl]}s"; done
 echo "lifecycle: $(( SECONDS - START ))s, $([ $FAIL = 0 ] && echo PASS || echo FAIL)"
 exit $FAIL

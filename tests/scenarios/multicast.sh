@@ -40,8 +40,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 umv_init "$@"
 
-NOTES=()                    # informational, never compared
-note() { NOTES+=("[$UMV_IMPL] $*"); umv_vlog "$*"; }
 
 GRP=239.1.2.3
 GRPMAC=01:00:5e:01:02:03
@@ -166,7 +164,7 @@ cases_bridge() {   # 1-7 on one topology (bridge / bridge)
     caps_run mc_send "$NS_X" 10.77.0.1
     # A kernel bug, not a rule: reported, not compared (README, "Known
     # differences"); umacvlan stops delivering the group once it is left.
-    note "3: a left (maddr del): a sees x's G (-p) = $(cap a) (kernel 6.18: yes, a stale filter bit)"
+    umv_note "3: a left (maddr del): a sees x's G (-p) = $(cap a) (kernel 6.18: yes, a stale filter bit)"
     ip -n "$NS_A" maddr add "$OTHERMAC" dev mva      # stays joined
     sleep "$SETTLE"
     caps_begin
@@ -244,10 +242,7 @@ for impl in "${UMV_IMPLS[@]}"; do
 done
 
 umv_report "multicast (expected = kernel 6.18 measured)"; FAIL=$?
-if [ ${#NOTES[@]} -gt 0 ]; then
-    echo "-- notes (informational, not compared)"
-    printf '   %s\n' "${NOTES[@]}"
-fi
+umv_print_notes
 for impl in "${UMV_IMPLS[@]}"; do echo "[$impl] ${DUR[$impl]}s"; done
 echo "multicast: $(( SECONDS - START ))s, $([ $FAIL = 0 ] && echo PASS || echo FAIL)"
 exit $FAIL
