@@ -5,8 +5,17 @@
 
 BUILD      ?= build
 FUZZ_BUILD ?= build-fuzz
+ASAN_BUILD ?= build-asan
+CHURN_SECONDS ?= 20
+SOAK_SECONDS ?= 600
 JOBS       ?= $(shell nproc)
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
+# The libFuzzer targets `make fuzz` runs, FUZZ_SECONDS each, one after the
+# other: corpus name (tests/fuzz/corpus/NAME), binary in $(FUZZ_BUILD),
+# -max_len.
+FUZZ_TARGETS = frame:src/core/umacvlan_core_fuzz:2048 \
+  control:src/control/umacvlan_control_fuzz:4096 \
+  cli:src/cli/umacvlan_cli_fuzz:2048
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
@@ -14,7 +23,7 @@ DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev \
   iproute2 iputils-ping iputils-arping iperf3 tcpdump procps python3 kmod
 
-.PHONY: all deps build test unit fuzz scenarios demo bench clean format
+.PHONY: all deps build test unit fuzz asan asan-build soak scenarios demo bench clean format
 
 all: build
 
@@ -32,24 +41,54 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Every test: unit tests of the core and the I/O backends, the scenario
-# suite in network namespaces (kernel macvlan vs umacvlan), and a bounded
-# fuzzing run of the frame path.
-test: build fuzz
+# Every test: bounded fuzzing runs, the unit tests and a short churn on an
+# AddressSanitizer build, then the unit tests of the core and the I/O
+# backends and the scenario suite in network namespaces (kernel macvlan vs
+# umacvlan) on the normal build.
+test: build fuzz asan
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L 'core|cli|control'
 
+# Each target starts from a working corpus in $(FUZZ_BUILD)/corpus/NAME,
+# seeded with a copy of tests/fuzz/corpus/NAME (new units never go back into
+# the repository); its log is $(FUZZ_BUILD)/fuzz-NAME.log and a crashing
+# input is saved as $(FUZZ_BUILD)/NAME-crash-* (NAME-timeout-* for one input
+# that takes over 25 s). All targets run; a crash in any of them fails.
 fuzz: deps
 	CXX=clang++ CC=clang cmake -S . -B $(FUZZ_BUILD) -DUMACVLAN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target umacvlan_core_fuzz
-	mkdir -p $(FUZZ_BUILD)/corpus
-	@if $(FUZZ_BUILD)/src/core/umacvlan_core_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
-	  -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus > $(FUZZ_BUILD)/fuzz.log 2>&1; then \
-	  grep -E 'stat::(number_of_executed_units|new_units_added)' $(FUZZ_BUILD)/fuzz.log; \
-	  echo "fuzz: $(FUZZ_SECONDS)s over the frame path, no crash"; \
-	else tail -n 40 $(FUZZ_BUILD)/fuzz.log; echo "fuzz: FAILED" >&2; exit 1; fi
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(foreach t,$(FUZZ_TARGETS),$(notdir $(word 2,$(subst :, ,$(t)))))
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  name=$${t%%:*}; rest=$${t#*:}; bin=$${rest%%:*}; max_len=$${rest#*:}; \
+	  corpus=$(FUZZ_BUILD)/corpus/$$name; log=$(FUZZ_BUILD)/fuzz-$$name.log; \
+	  mkdir -p $$corpus && cp tests/fuzz/corpus/$$name/* $$corpus/ || exit 1; \
+	  if $(FUZZ_BUILD)/$$bin -max_total_time=$(FUZZ_SECONDS) -max_len=$$max_len -timeout=25 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/$$name- $$corpus > $$log 2>&1; then \
+	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	    echo "fuzz $$name: $$runs executions in $(FUZZ_SECONDS)s, no crash"; \
+	  else tail -n 40 $$log; echo "fuzz $$name: FAILED (log: $$log)" >&2; failed="$$failed $$name"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed" >&2; exit 1; fi
+
+# AddressSanitizer + UBSan (a finding aborts): every gtest binary, then the
+# churn scenario (devices added, moved, changed, deleted while traffic
+# flows) against a daemon of that build; a sanitizer report fails it.
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+asan-build: deps
+	cmake -S . -B $(ASAN_BUILD) -DUMACVLAN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+asan: asan-build
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j 1 -LE scenario
+	$(ASAN_ENV) UMACVLAN_BIN=$(CURDIR)/$(ASAN_BUILD)/src/cli/umacvlan \
+	  bash tests/scenarios/churn.sh --seconds $(CHURN_SECONDS)
+
+# The same churn for SOAK_SECONDS (10 minutes) on the sanitizer build:
+# rounds, pings sent and lost, crashes, leaks, peak RSS and fds.
+soak: asan-build
+	$(ASAN_ENV) UMACVLAN_BIN=$(CURDIR)/$(ASAN_BUILD)/src/cli/umacvlan \
+	  bash tests/scenarios/churn.sh --seconds $(SOAK_SECONDS)
 
 scenarios: build
 	bash tests/scenarios/run_all.sh --impl both
@@ -64,4 +103,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)

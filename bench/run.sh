@@ -26,6 +26,7 @@ ID="umvb-$$"
 NS_H="$ID-h"; NS_A="$ID-a"; NS_B="$ID-b"; NS_P="$ID-p"
 SOCK_DIR=$(mktemp -d)
 export UMACVLAN_SOCKET="$SOCK_DIR/umacvlan.sock"
+export UMACVLAN_DAEMON_NETNS="/run/netns/$NS_H"  # not the host's namespace
 cleanup() {
   set +e
   if [ -S "$UMACVLAN_SOCKET" ]; then pkill -f "daemon --socket $UMACVLAN_SOCKET" ; fi

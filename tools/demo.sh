@@ -17,6 +17,8 @@ ID="umvdemo-$$"
 H="$ID-host"; SW="$ID-sw"; X="$ID-x"; A="$ID-a"; B="$ID-b"
 TMP=$(mktemp -d)
 export UMACVLAN_SOCKET="$TMP/umacvlan.sock"
+# The daemon started on demand lives in the lab, not in the host's namespace.
+export UMACVLAN_DAEMON_NETNS="/run/netns/$H"
 cleanup() {
   set +e
   pkill -f "daemon --socket $UMACVLAN_SOCKET" 2>/dev/null
@@ -55,8 +57,8 @@ pair() {  # $1 impl (ip|umacvlan) $2 mode a $3 mode b
   fi
   ip -n "$A" link del mva; ip -n "$B" link del mvb
   ip netns del "$A"; ip netns del "$B"
-  # The daemon notices deleted devices within its 200 ms resync.
-  sleep 0.5
+  # The daemon hears of the deleted devices from rtnetlink.
+  sleep 0.2
 }
 
 echo "umacvlan lab: lower0 behind a Linux bridge with host x (10.66.0.1); a=.11 b=.12"

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <thread>
 
-#include "daemon/control_channel.h"
+#include "control/control_channel.h"
 
 namespace umacvlan::cli {
 namespace {
@@ -28,7 +28,9 @@ std::string errno_text(int negative_errno) {
 int start_daemon(const std::string& socket_path) {
   // Everything exec needs is built before fork().
   const char* exe = "/proc/self/exe";
-  const char* argv[] = {"umacvlan", "daemon", "--socket", socket_path.c_str(), nullptr};
+  const std::string log = control::default_log_path(socket_path);
+  const char* argv[] = {"umacvlan",   "daemon",    "--socket", socket_path.c_str(),
+                        "--log-file", log.c_str(), nullptr};
   const pid_t child = ::fork();
   if (child < 0) return -errno;
   if (child == 0) {
@@ -60,6 +62,13 @@ bool nobody_listens(int rc) {
 int connect_or_start(const std::string& path, bool allow_start, std::string* error) {
   int fd = control::connect_unix(path);
   if (fd >= 0) return fd;
+  if (fd == -EACCES || fd == -EPERM) {
+    *error = fmt::format(
+        "Error: umacvlan needs root or CAP_NET_ADMIN: permission denied on the daemon's control "
+        "socket \"{}\".",
+        path);
+    return fd;
+  }
   if (!nobody_listens(fd) || !allow_start) {
     *error = fmt::format("Cannot reach the umacvlan daemon at \"{}\": {}.", path, errno_text(fd));
     if (nobody_listens(fd)) {
@@ -116,11 +125,15 @@ int call_daemon(const control::LinkRequest& request, control::Reply* out, bool a
 
   int rc = control::send_message(fd, control::to_json(request), netns_fd);
   if (own_netns >= 0) ::close(own_netns);
-  if (rc < 0) {
+  // The daemon may answer (a refusal) and close before reading all of the
+  // request: its answer is still there to read.
+  const bool maybe_answered = rc == -EPIPE || rc == -ECONNRESET;
+  if (rc < 0 && !maybe_answered) {
     *error = fmt::format("Cannot send the request to the umacvlan daemon: {}.", errno_text(rc));
     ::close(fd);
     return rc;
   }
+  const int send_error = rc;
   nlohmann::json reply_json;
   int passed = -1;
   rc = control::recv_message(fd, &reply_json, &passed);
@@ -129,6 +142,9 @@ int call_daemon(const control::LinkRequest& request, control::Reply* out, bool a
   if (rc < 0) {
     if (rc == -EAGAIN) {
       *error = fmt::format("The umacvlan daemon did not answer within {} s.", kReplyTimeoutSeconds);
+    } else if (send_error < 0) {
+      *error = fmt::format("Cannot send the request to the umacvlan daemon: {}.",
+                           errno_text(send_error));
     } else if (rc == -ENODATA || rc == -ECONNRESET) {
       *error = "The umacvlan daemon closed the connection without answering (see its log).";
     } else {

@@ -3,7 +3,8 @@
 //
 // Contract: call_daemon() connects to control::default_socket_path(). When
 // nobody listens there and allow_start is true, it starts the daemon
-// (`/proc/self/exe daemon --socket PATH`, detached: its own session, stdio on
+// (`/proc/self/exe daemon --socket PATH --log-file LOG`, LOG as
+// control::default_log_path() says; detached: its own session, stdio on
 // /dev/null, not our child) and keeps trying to connect for about 5 s. It
 // sends the request with a network-namespace fd as SCM_RIGHTS (netns_fd when
 // given, else the calling thread's /proc/thread-self/ns/net; the caller keeps
@@ -15,7 +16,7 @@
 
 #include <string>
 
-#include "daemon/control_protocol.h"
+#include "control/control_protocol.h"
 
 namespace umacvlan::cli {
 

@@ -19,7 +19,6 @@ namespace {
 
 using control::LinkOp;
 using control::LinkRequest;
-using control::MacaddrMode;
 
 // nullopt: the handler accepted its words.
 using Outcome = std::optional<ParseError>;
@@ -173,7 +172,8 @@ struct Draft {
   std::optional<std::uint16_t> flags;
   std::optional<std::uint32_t> bcqueuelen;
   std::optional<std::int32_t> bclim;
-  MacaddrMode macaddr_mode = MacaddrMode::kNone;
+  std::optional<bool> spoofchk;
+  core::SourceOp macaddr_mode = core::SourceOp::kNone;
   std::vector<Lladdr> macaddrs;
   // Position of the word that ended a "macaddr set" list, if one did.
   std::optional<std::size_t> set_list_end;
@@ -369,6 +369,18 @@ Outcome take_bclim(Cursor& c, Draft& d) {
   return std::nullopt;
 }
 
+Outcome take_spoofchk(Cursor& c, Draft& d) {
+  const std::string* v = c.value();
+  if (v == nullptr) return incomplete();
+  if (*v != "on" && *v != "off") {
+    return ParseError{kExitSyntax, fmt::format("Error: argument of \"spoofchk\" must be \"on\" or "
+                                               "\"off\", not \"{}\"\n",
+                                               *v)};
+  }
+  d.spoofchk = *v == "on";
+  return std::nullopt;
+}
+
 Outcome take_one_source_mac(Cursor& c, Lladdr* out) {
   const std::string* v = c.value();
   if (v == nullptr) return incomplete();
@@ -389,12 +401,12 @@ Outcome take_macaddr(Cursor& c, Draft& d) {
   if (*op == "add" || *op == "del") {
     Lladdr mac;
     if (auto e = take_one_source_mac(c, &mac)) return e;
-    d.macaddr_mode = *op == "add" ? MacaddrMode::kAdd : MacaddrMode::kDel;
+    d.macaddr_mode = *op == "add" ? core::SourceOp::kAdd : core::SourceOp::kDel;
     d.macaddrs = {std::move(mac)};
   } else if (*op == "set") {
     // The list ends at the first word that is not an Ethernet address; that
     // word is read again as an option.
-    d.macaddr_mode = MacaddrMode::kSet;
+    d.macaddr_mode = core::SourceOp::kSet;
     d.macaddrs.clear();
     while (!c.done()) {
       Lladdr addr = parse_lladdr(c.peek());
@@ -406,7 +418,7 @@ Outcome take_macaddr(Cursor& c, Draft& d) {
       d.macaddrs.push_back(std::move(addr));
     }
   } else if (*op == "flush") {
-    d.macaddr_mode = MacaddrMode::kFlush;
+    d.macaddr_mode = core::SourceOp::kFlush;
     d.macaddrs.clear();
   } else {
     return ParseError{kExitSyntax, macvlan_usage()};  // what ip prints: the usage alone
@@ -425,6 +437,7 @@ constexpr Rule kMacvlanRules[] = {
     {"nodst", &take_nodst},
     {"bcqueuelen", &take_bcqueuelen},
     {"bclim", &take_bclim},
+    {"spoofchk", &take_spoofchk},
     {"macaddr", &take_macaddr},
     {"help", &show_macvlan_help},
 };
@@ -534,6 +547,7 @@ void fill_macvlan(const Draft& d, LinkRequest* r) {
   r->flags = d.flags;
   r->bcqueuelen = d.bcqueuelen;
   r->bclim = d.bclim;
+  r->spoofchk = d.spoofchk;
   r->macaddr_mode = d.macaddr_mode;
   for (const Lladdr& mac : d.macaddrs) r->macaddrs.push_back(mac.mac());
 }
@@ -580,9 +594,11 @@ LinkCommand parse_add(Cursor& c) {
                       "Not enough information: \"link\" argument is required: a macvlan link "
                       "needs a lower device.\n"};
   }
+  // ip looks the lower up itself; an empty name names no device.
+  if (d.link->empty()) return ParseError{kExitSyntax, "Cannot find device \"\"\n"};
   // The source-list operation is checked against the new link's mode
   // (vepa when none is given).
-  if (d.macaddr_mode != MacaddrMode::kNone &&
+  if (d.macaddr_mode != core::SourceOp::kNone &&
       d.mode.value_or(core::Mode::kVepa) != core::Mode::kSource) {
     return rtnetlink("Invalid argument");
   }
@@ -700,6 +716,7 @@ std::string link_usage() {
 std::string macvlan_usage() {
   return "Usage: ... macvlan [ mode MODE ] [ flag MODE_FLAG ] [ nopromisc ] [ nodst ]\n"
          "                   [ bcqueuelen BC_QUEUE_LEN ] [ bclim BC_LIMIT ] [ SOURCE_OPTS ]\n"
+         "                   [ spoofchk { on | off } ]\n"
          "\n"
          "MODE: private | vepa | bridge | passthru | source   (default: vepa)\n"
          "MODE_FLAG: null | nopromisc | nodst\n"
@@ -712,7 +729,9 @@ std::string macvlan_usage() {
          "BC_QUEUE_LEN: Length of the rx queue for broadcast/multicast: [0-4294967295]\n"
          "BC_LIMIT: Multicast groups with more subscribers than this are delivered\n"
          "          through the queue, the others at once; -1 queues none:\n"
-         "          [-2147483648-2147483647]\n";
+         "          [-2147483648-2147483647]\n"
+         "spoofchk: (umacvlan's own; default off) on: frames the link sends with a\n"
+         "          source address not its own are dropped\n";
 }
 
 }  // namespace umacvlan::cli

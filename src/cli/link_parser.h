@@ -30,7 +30,7 @@
 #include <variant>
 #include <vector>
 
-#include "daemon/control_protocol.h"
+#include "control/control_protocol.h"
 
 namespace umacvlan::cli {
 

@@ -12,9 +12,9 @@ namespace {
 
 using control::LinkOp;
 using control::LinkRequest;
-using control::MacaddrMode;
 using core::MacAddress;
 using core::Mode;
+using core::SourceOp;
 
 std::vector<std::string> words(const std::string& line) {
   std::istringstream in(line);
@@ -183,24 +183,24 @@ const GoodCase kGoodCases[] = {
     {"add link eth0 name m0 type macvlan mode source macaddr add 02:00:00:00:00:01",
      add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kAdd;
+       r.macaddr_mode = core::SourceOp::kAdd;
        r.macaddrs = {mac("02:00:00:00:00:01")};
      })},
     {"add link eth0 name m0 type macvlan mode source macaddr del 02:00:00:00:00:01",
      add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kDel;
+       r.macaddr_mode = core::SourceOp::kDel;
        r.macaddrs = {mac("02:00:00:00:00:01")};
      })},
     {"add link eth0 name m0 type macvlan mode source macaddr set", add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kSet;
+       r.macaddr_mode = core::SourceOp::kSet;
      })},
     {"add link eth0 name m0 type macvlan mode source macaddr set 02:00:00:00:00:01 "
      "02:00:00:00:00:02",
      add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kSet;
+       r.macaddr_mode = core::SourceOp::kSet;
        r.macaddrs = {mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02")};
      })},
     // The list ends at the first word that is not an address.
@@ -208,26 +208,26 @@ const GoodCase kGoodCases[] = {
      add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
        r.flags = core::kFlagNoDst;
-       r.macaddr_mode = MacaddrMode::kSet;
+       r.macaddr_mode = core::SourceOp::kSet;
        r.macaddrs = {mac("02:00:00:00:00:01")};
      })},
     {"add link eth0 name m0 type macvlan mode source macaddr flush", add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kFlush;
+       r.macaddr_mode = core::SourceOp::kFlush;
      })},
     // Only the last macaddr operation counts (iproute2 6.1 + kernel behaviour).
     {"add link eth0 name m0 type macvlan mode source macaddr add 02:00:00:00:00:01 macaddr add "
      "02:00:00:00:00:02",
      add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kAdd;
+       r.macaddr_mode = core::SourceOp::kAdd;
        r.macaddrs = {mac("02:00:00:00:00:02")};
      })},
     {"add link eth0 name m0 type macvlan mode source macaddr set 02:00:00:00:00:01 "
      "02:00:00:00:00:03 macaddr flush",
      add_with([](LinkRequest& r) {
        r.mode = Mode::kSource;
-       r.macaddr_mode = MacaddrMode::kFlush;
+       r.macaddr_mode = core::SourceOp::kFlush;
      })},
     {"add link eth0 name m0 address 02:00:00:00:00:aa mtu 1400 up type macvlan mode bridge "
      "bcqueuelen 100 bclim 3",
@@ -255,7 +255,7 @@ const GoodCase kGoodCases[] = {
      })},
     {"set m0 type macvlan macaddr flush", set_with([](LinkRequest& r) {
        r.type_macvlan = true;
-       r.macaddr_mode = MacaddrMode::kFlush;
+       r.macaddr_mode = core::SourceOp::kFlush;
      })},
     {"set m0 type macvlan bcqueuelen 10 bclim -1", set_with([](LinkRequest& r) {
        r.type_macvlan = true;
@@ -271,7 +271,7 @@ const GoodCase kGoodCases[] = {
        r.type_macvlan = true;
        r.mode = Mode::kSource;
        r.flags = core::kFlagNoDst;
-       r.macaddr_mode = MacaddrMode::kAdd;
+       r.macaddr_mode = core::SourceOp::kAdd;
        r.macaddrs = {mac("02:00:00:00:00:01")};
      })},
     {"set dev aaaaaaaaaaaaaaaaaaaa up",
@@ -525,7 +525,7 @@ TEST(LinkHelp, UsageTextsNameEveryKeyword) {
   const std::string mv = macvlan_usage();
   for (const char* k : {"mode", "private", "vepa", "bridge", "passthru", "source", "flag", "null",
                         "nopromisc", "nodst", "bcqueuelen", "bclim", "macaddr", "add", "del", "set",
-                        "flush", "[0-4294967295]"}) {
+                        "flush", "[0-4294967295]", "spoofchk"}) {
     EXPECT_NE(mv.find(k), std::string::npos) << k;
   }
   EXPECT_EQ(mv.back(), '\n');
@@ -583,6 +583,31 @@ TEST(LinkParser, RenameIsNotSupported) {
   ASSERT_TRUE(std::holds_alternative<ParseError>(got));
   EXPECT_EQ(std::get<ParseError>(got).message,
             "Error: \"name\" is not supported by umacvlan; see \"umacvlan link help\".\n");
+}
+
+TEST(LinkParser, AnEmptyLowerNameIsNoDevice) {
+  // Found by the CLI fuzzer: the daemon's decoder refused what the parser let through.
+  const LinkCommand got = parse_link_command({"add", "link", "", "name", "m0", "type", "macvlan"});
+  ASSERT_TRUE(std::holds_alternative<ParseError>(got)) << describe(got);
+  EXPECT_EQ(std::get<ParseError>(got).message, "Cannot find device \"\"\n");
+  EXPECT_EQ(std::get<ParseError>(got).exit_code, 1);
+}
+
+TEST(LinkParser, SpoofchkTakesOnOrOff) {
+  for (const auto& [word, want] : {std::pair{"on", true}, std::pair{"off", false}}) {
+    const LinkCommand got =
+        parse_link_command(words(std::string("set m0 type macvlan spoofchk ") + word));
+    ASSERT_TRUE(std::holds_alternative<LinkRequest>(got)) << describe(got);
+    EXPECT_EQ(std::get<LinkRequest>(got).spoofchk, want);
+  }
+  const LinkCommand none = parse_link_command(words("set m0 type macvlan mode bridge"));
+  ASSERT_TRUE(std::holds_alternative<LinkRequest>(none));
+  EXPECT_FALSE(std::get<LinkRequest>(none).spoofchk.has_value());
+  const LinkCommand bad = parse_link_command(words("set m0 type macvlan spoofchk yes"));
+  ASSERT_TRUE(std::holds_alternative<ParseError>(bad));
+  EXPECT_EQ(std::get<ParseError>(bad).message,
+            "Error: argument of \"spoofchk\" must be \"on\" or \"off\", not \"yes\"\n");
+  EXPECT_EQ(std::get<ParseError>(bad).exit_code, 1);
 }
 
 TEST(LinkParser, LeadingBlankInAddressPartIsAccepted) {

@@ -223,6 +223,9 @@ void print_macvlan(Printer& p, const json& linkinfo) {
     if (const json* v = member(*data, "nodst"); v != nullptr && *v == true) {
       p.value(To::kAny, "nodst", "nodst ", true);
     }
+    if (const json* v = member(*data, "spoofchk"); v != nullptr && *v == true) {
+      p.value(To::kAny, "spoofchk", "spoofchk on ", true);
+    }
     p.member_value(To::kAny, *data, "bcqueuelen", "bcqueuelen {} ");
     p.member_value(To::kAny, *data, "usedbcqueuelen", "usedbcqueuelen {} ");
     p.member_value(To::kAny, *data, "bclim", "bclim {} ");

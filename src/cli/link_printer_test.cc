@@ -143,6 +143,15 @@ TEST(LinkPrinterText, FalseFlagsAreNotPrinted) {
   EXPECT_NE(text.find("    macvlan mode passthru bcqueuelen 1000 "), std::string::npos) << text;
 }
 
+TEST(LinkPrinterText, SpoofchkShownOnlyWhenOn) {
+  json link = kPassthruLink;
+  link[0]["linkinfo"]["info_data"]["spoofchk"] = true;
+  EXPECT_NE(print_links(link, opts(true, 0)).find("nodst spoofchk on bcqueuelen"),
+            std::string::npos);
+  link[0]["linkinfo"]["info_data"]["spoofchk"] = false;
+  EXPECT_EQ(print_links(link, opts(true, 0)).find("spoofchk"), std::string::npos);
+}
+
 TEST(LinkPrinterText, BclimFollowsUsedBcQueueLen) {
   json link = kBusyLink;
   link[0]["linkinfo"]["info_data"]["bclim"] = -1;

@@ -14,6 +14,8 @@
 // when the daemon cannot be reached.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -32,8 +34,9 @@
 #include "cli/control_client.h"
 #include "cli/link_parser.h"
 #include "cli/link_printer.h"
-#include "daemon/control_channel.h"
+#include "control/control_channel.h"
 #include "daemon/daemon.h"
+#include "daemon/dataplane.h"
 
 #ifndef UMACVLAN_VERSION
 #define UMACVLAN_VERSION "unknown"
@@ -75,7 +78,10 @@ constexpr GlobalOption kGlobalOptions[] = {
 
 std::string usage() {
   return "Usage: umacvlan [ OPTIONS ] link { COMMAND | help }\n"
-         "       umacvlan daemon [ --socket PATH ] [ --foreground ] [ --idle-exit SECONDS ]\n"
+         "       umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] [ --netns "
+         "PATH ]\n"
+         "                       [ --workers N ] [ --max-devices N ] [ --max-sources N ]\n"
+         "                       [ --idle-exit SECONDS ] [ --cleanup ]\n"
          "       umacvlan help\n"
          "where  OPTIONS := { -V[ersion] | -s[tats] | -d[etails] | -j[son] | -p[retty] |\n"
          "                    -n[etns] NAME | --socket PATH | --no-start }\n"
@@ -137,10 +143,36 @@ std::variant<std::size_t, int> parse_global_options(const std::vector<std::strin
 int run_daemon(std::vector<std::string> args, const GlobalOptions& global) {
   CLI::App app{"umacvlan daemon: creates the macvlan links and moves their frames", "daemon"};
   std::string socket = global.socket.value_or(control::default_socket_path());
+  std::string state;
+  std::string log_file;
   bool foreground = false;
+  bool cleanup = false;
   int idle_exit_seconds = 0;
+  std::size_t workers = 1;
+  core::PortLimits limits;
   app.add_option("--socket", socket, "control socket path")->capture_default_str();
-  app.add_flag("--foreground", foreground, "stay attached to the terminal, log to stderr");
+  app.add_option("--state", state,
+                 "state file (default: /var/lib/umacvlan/state.json for the default socket, "
+                 "else NAME.state.json beside NAME.sock)");
+  app.add_option("--log-file", log_file, "append the log to this file instead of stderr");
+  std::string netns;
+  if (const char* env = std::getenv("UMACVLAN_DAEMON_NETNS"); env != nullptr) netns = env;
+  app.add_option("--netns", netns,
+                 "network namespace to live in, as a path (default $UMACVLAN_DAEMON_NETNS, else "
+                 "the host's: that of PID 1)");
+  app.add_flag("--foreground", foreground,
+               "accepted for scripts: the daemon always runs in the foreground");
+  app.add_flag("--cleanup", cleanup,
+               "remove every device this daemon made (and its state file), then exit");
+  app.add_option("--workers", workers, "dataplane threads")
+      ->check(CLI::Range(std::size_t{1}, daemon::kMaxWorkers))
+      ->capture_default_str();
+  app.add_option("--max-devices", limits.max_devices, "devices per lower")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-sources", limits.max_sources, "source-list entries per device")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--idle-exit", idle_exit_seconds,
                  "exit after this many seconds without links or clients (0: never)")
       ->check(CLI::NonNegativeNumber);
@@ -150,10 +182,23 @@ int run_daemon(std::vector<std::string> args, const GlobalOptions& global) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;  // --help is not an error
   }
+  if (!log_file.empty()) {
+    try {
+      spdlog::set_default_logger(spdlog::basic_logger_mt("umacvlan", log_file));
+      spdlog::flush_on(spdlog::level::info);
+    } catch (const spdlog::spdlog_ex& e) {
+      write_out(stderr, fmt::format("Cannot log to \"{}\": {}\n", log_file, e.what()));
+      return kExitUsage;
+    }
+  }
   daemon::Options options;
   options.socket_path = socket;
-  options.foreground = foreground;
+  options.state_path = state;
+  options.netns = netns;
   options.idle_exit_seconds = idle_exit_seconds;
+  options.workers = workers;
+  options.limits = limits;
+  options.cleanup = cleanup;
   return daemon::run(options);
 }
 

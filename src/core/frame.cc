@@ -22,6 +22,14 @@ std::string_view to_string(DropReason r) {
       return "unknown_sender";
     case DropReason::kPause:
       return "pause";
+    case DropReason::kSpoofed:
+      return "spoofed";
+    case DropReason::kBadVnet:
+      return "bad_vnet_header";
+    case DropReason::kTooBig:
+      return "too_big";
+    case DropReason::kIoError:
+      return "io_error";
     case DropReason::kCount:
       break;
   }

@@ -17,7 +17,8 @@
 
 namespace umacvlan::core {
 
-// Why a frame (or one of its copies) was not delivered. Counted per port.
+// Why a frame (or one of its copies) was not delivered. Counted per port by
+// the dataplane (the core only decides).
 enum class DropReason : std::uint8_t {
   kNone = 0,
   kRunt,           // shorter than an Ethernet header or its VLAN tags
@@ -28,6 +29,11 @@ enum class DropReason : std::uint8_t {
   kNoSubscriber,   // multicast group nobody on the port subscribed to
   kUnknownSender,  // transmit from a device the port does not have
   kPause,          // PAUSE frames are never flooded
+  kSpoofed,        // sent with a source MAC not the device's own, spoofchk on
+  // Decided by the dataplane, which sees what the core does not:
+  kBadVnet,  // a virtio-net header the kernel would refuse (GSO without size, ...)
+  kTooBig,   // not GSO and longer than the receiving device's MTU allows
+  kIoError,  // the write to a TAP or the send on the lower failed
   kCount,
 };
 

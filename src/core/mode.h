@@ -1,4 +1,5 @@
-// Mode: the five macvlan modes and the two mode flags.
+// Mode: the five macvlan modes, the two mode flags and the source-list
+// operations.
 //
 // Contract: the enumerator values are the kernel's (uapi MACVLAN_MODE_*,
 // MACVLAN_FLAG_*), so a set of modes is a plain bitmask and values can cross
@@ -28,6 +29,10 @@ constexpr ModeMask mask(Mode m) {
 // Mode flags (IFLA_MACVLAN_FLAGS).
 inline constexpr std::uint16_t kFlagNoPromisc = 1;
 inline constexpr std::uint16_t kFlagNoDst = 2;
+
+// The source-mode MAC list operation (IFLA_MACVLAN_MACADDR_MODE) of
+// `macaddr {add|del MAC | set [MAC...] | flush}`.
+enum class SourceOp : std::uint8_t { kNone, kAdd, kDel, kSet, kFlush };
 
 constexpr std::string_view to_string(Mode m) {
   switch (m) {

@@ -20,6 +20,31 @@ Status invalid(std::string msg) {
   return Status::error(EINVAL, std::move(msg));
 }
 
+// The source list `now` after change c (sorted, unique).
+std::vector<MacAddress> sources_after(const std::vector<MacAddress>& now,
+                                      const SourceListChange& c) {
+  std::vector<MacAddress> list = now;
+  switch (c.op) {
+    case SourceOp::kNone:
+      break;
+    case SourceOp::kAdd:
+      list.insert(list.end(), c.addrs.begin(), c.addrs.end());
+      break;
+    case SourceOp::kDel:
+      for (const MacAddress& a : c.addrs)
+        list.erase(std::remove(list.begin(), list.end(), a), list.end());
+      break;
+    case SourceOp::kSet:
+      list = c.addrs;
+      break;
+    case SourceOp::kFlush:
+      list.clear();
+      break;
+  }
+  sort_unique(list);
+  return list;
+}
+
 Status check_flags(Mode mode, std::uint16_t flags) {
   if ((flags & ~(kFlagNoPromisc | kFlagNoDst)) != 0) return invalid("unknown macvlan flags");
   if ((flags & kFlagNoPromisc) && mode != Mode::kPassthru)
@@ -36,7 +61,8 @@ bool Device::subscribed(MacAddress dst) const {
   return std::binary_search(multicast.begin(), multicast.end(), dst);
 }
 
-Port::Port(LowerState lower) : lower_(std::move(lower)), perm_mac_(lower_.mac) {
+Port::Port(LowerState lower, PortLimits limits)
+    : lower_(std::move(lower)), limits_(limits), perm_mac_(lower_.mac) {
   sort_unique(lower_.multicast);
 }
 
@@ -50,7 +76,7 @@ Status Port::validate_mtu(std::uint32_t mtu) const {
   return Status::success();
 }
 
-Status Port::validate_source_change(Mode final_mode, const SourceListChange& c) const {
+Status Port::validate_source_change(DeviceId id, Mode final_mode, const SourceListChange& c) const {
   if (c.op == SourceOp::kNone) return Status::success();
   if (final_mode != Mode::kSource)
     return invalid("macaddr is only valid for a device in source mode");
@@ -58,6 +84,13 @@ Status Port::validate_source_change(Mode final_mode, const SourceListChange& c) 
     if (!a.is_valid_unicast())
       return Status::error(EADDRNOTAVAIL, "macaddr " + a.to_string() + " is not a unicast address");
   }
+  const std::vector<MacAddress> none;
+  const std::vector<MacAddress>& now = id < slots_.size() ? slots_[id].dev.sources : none;
+  const std::size_t after = sources_after(now, c).size();
+  if (after > limits_.max_sources)
+    return Status::error(ENOSPC, "the source list would hold " + std::to_string(after) +
+                                     " addresses; umacvlan's limit is " +
+                                     std::to_string(limits_.max_sources) + " per device");
   return Status::success();
 }
 
@@ -80,7 +113,10 @@ Status Port::add_device(const DeviceSpec& spec, std::uint64_t random_bits, Devic
     return invalid("the lower already has a passthru device; no other device can be added");
   if (mode == Mode::kPassthru && count_ > 0)
     return invalid("a passthru device needs a lower with no other macvlan device");
-  if (Status s = validate_source_change(mode, spec.macaddr); !s.ok()) return s;
+  if (count_ >= limits_.max_devices)
+    return Status::error(ENOSPC, "the lower already has " + std::to_string(count_) +
+                                     " devices, umacvlan's limit per lower");
+  if (Status s = validate_source_change(kNoDevice, mode, spec.macaddr); !s.ok()) return s;
 
   // Valid: nothing below can fail.
   DeviceId slot = 0;
@@ -93,6 +129,7 @@ Status Port::add_device(const DeviceSpec& spec, std::uint64_t random_bits, Devic
   d.name = spec.name;
   d.mode = mode;
   d.flags = spec.flags;
+  d.spoofchk = spec.spoofchk;
   d.mtu = spec.mtu.value_or(lower_.mtu);
   d.bcqueuelen = spec.bcqueuelen.value_or(kDefaultBcQueueLen);
   if (mode == Mode::kPassthru) {
@@ -121,7 +158,7 @@ Status Port::change_device(DeviceId id, const DeviceChange& c) {
   if (c.flags) {
     if (Status s = check_flags(final_mode, final_flags); !s.ok()) return s;
   }
-  if (Status s = validate_source_change(final_mode, c.macaddr); !s.ok()) return s;
+  if (Status s = validate_source_change(id, final_mode, c.macaddr); !s.ok()) return s;
 
   // 2. The address.
   const bool new_address = c.address && *c.address != d.mac;
@@ -156,6 +193,7 @@ Status Port::change_device(DeviceId id, const DeviceChange& c) {
     m.mode = *c.mode;
   }
   if (c.flags) m.flags = *c.flags;
+  if (c.spoofchk) m.spoofchk = *c.spoofchk;
   if (c.bcqueuelen) m.bcqueuelen = *c.bcqueuelen;
   if (c.bclim) bc_cutoff_ = *c.bclim;
   apply_source_change(id, c.macaddr);
@@ -188,25 +226,8 @@ void Port::remove_device(DeviceId id) {
 }
 
 void Port::apply_source_change(DeviceId id, const SourceListChange& c) {
-  std::vector<MacAddress> list = slots_[id].dev.sources;
-  switch (c.op) {
-    case SourceOp::kNone:
-      return;
-    case SourceOp::kAdd:
-      list.insert(list.end(), c.addrs.begin(), c.addrs.end());
-      break;
-    case SourceOp::kDel:
-      for (const MacAddress& a : c.addrs)
-        list.erase(std::remove(list.begin(), list.end(), a), list.end());
-      break;
-    case SourceOp::kSet:
-      list = c.addrs;
-      break;
-    case SourceOp::kFlush:
-      list.clear();
-      break;
-  }
-  set_sources(id, std::move(list));
+  if (c.op == SourceOp::kNone) return;
+  set_sources(id, sources_after(slots_[id].dev.sources, c));
 }
 
 void Port::set_sources(DeviceId id, std::vector<MacAddress> list) {
@@ -357,9 +378,23 @@ bool Port::lower_allmulti_effective() const {
 
 // ---------------------------------------------------------------- data path
 
-void Port::drop(Verdict& v, DropReason r) {
-  v.drop = r;
-  ++counters_.drops[static_cast<std::size_t>(r)];
+void count_rx(DeviceCounters& c, std::size_t bytes, bool multicast, bool delivered) {
+  if (!delivered) {
+    ++c.rx_dropped;
+    return;
+  }
+  ++c.rx_packets;
+  c.rx_bytes += bytes;
+  if (multicast) ++c.rx_multicast;
+}
+
+void count_tx(DeviceCounters& c, std::size_t bytes, bool sent) {
+  if (!sent) {
+    ++c.tx_dropped;
+    return;
+  }
+  ++c.tx_packets;
+  c.tx_bytes += bytes;
 }
 
 bool Port::source_copies(const FrameView& f, Verdict& v, DecisionBatch& out) const {
@@ -387,20 +422,20 @@ void Port::flood(const FrameView& f, DeviceId src, ModeMask modes, Verdict& v,
   }
 }
 
-void Port::receive(std::span<const std::uint8_t> frame, DecisionBatch& out) {
+void Port::receive(std::span<const std::uint8_t> frame, DecisionBatch& out) const {
   Verdict& v = out.open();
   FrameView f;
   if (DropReason r = FrameView::parse(frame, &f); r != DropReason::kNone) {
-    drop(v, r);
+    v.drop = r;
     return;
   }
   receive_parsed(f, v, out);
 }
 
-void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) {
+void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) const {
   if (f.dst.is_multicast()) {
     if (source_copies(f, v, out)) {
-      drop(v, DropReason::kNoDst);
+      v.drop = DropReason::kNoDst;
       return;
     }
     const std::uint32_t src = up_by_mac_.find(f.src);
@@ -415,7 +450,7 @@ void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) {
     }
     v.to_host = true;
     if (f.ethertype == kEthertypePause) {
-      drop(v, DropReason::kPause);
+      v.drop = DropReason::kPause;
       return;
     }
     const bool all_groups = lower_promisc_effective() || lower_allmulti_effective();
@@ -431,16 +466,14 @@ void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) {
           f.dst.is_broadcast() || all_groups || subscribers > 0 ||
           std::binary_search(lower_.multicast.begin(), lower_.multicast.end(), f.dst);
       if (!port_wants) {
-        drop(v, DropReason::kNoSubscriber);
+        v.drop = DropReason::kNoSubscriber;
         return;
       }
     } else {
-      if (bc_queue_depth_ >= used_bcqueuelen_) {
-        ++counters_.lower_rx_dropped;
-        drop(v, DropReason::kBcQueueFull);
+      if (!out.take_queue_slot(used_bcqueuelen_)) {
+        v.drop = DropReason::kBcQueueFull;
         return;
       }
-      ++bc_queue_depth_;
       v.queued = true;
     }
     if (src == MacTable::kNotFound) {
@@ -454,14 +487,14 @@ void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) {
   }
 
   if (source_copies(f, v, out)) {
-    drop(v, DropReason::kNoDst);
+    v.drop = DropReason::kNoDst;
     return;
   }
   if (passthru_) {
     for (DeviceId id = 0; id < slots_.size(); ++id) {
       if (!slots_[id].used) continue;
       if (!slots_[id].dev.up) {
-        drop(v, DropReason::kPassthruDown);
+        v.drop = DropReason::kPassthruDown;
         return;
       }
       out.push(v, id, Reason::kUnicast);
@@ -476,15 +509,19 @@ void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) {
   out.push(v, dst, Reason::kUnicast);
 }
 
-void Port::transmit(DeviceId from, std::span<const std::uint8_t> frame, DecisionBatch& out) {
+void Port::transmit(DeviceId from, std::span<const std::uint8_t> frame, DecisionBatch& out) const {
   Verdict& v = out.open();
   FrameView f;
   if (DropReason r = FrameView::parse(frame, &f); r != DropReason::kNone) {
-    drop(v, r);
+    v.drop = r;
     return;
   }
   if (from >= slots_.size() || !slots_[from].used) {
-    drop(v, DropReason::kUnknownSender);
+    v.drop = DropReason::kUnknownSender;
+    return;
+  }
+  if (slots_[from].dev.spoofchk && f.src != slots_[from].dev.mac) {
+    v.drop = DropReason::kSpoofed;
     return;
   }
   if (slots_[from].dev.mode == Mode::kBridge) {
@@ -503,29 +540,6 @@ void Port::transmit(DeviceId from, std::span<const std::uint8_t> frame, Decision
     }
   }
   v.to_wire = true;
-}
-
-void Port::count_rx(DeviceId id, std::size_t bytes, bool multicast, bool delivered) {
-  if (id >= slots_.size() || !slots_[id].used) return;
-  DeviceCounters& c = slots_[id].dev.counters;
-  if (!delivered) {
-    ++c.rx_dropped;
-    return;
-  }
-  ++c.rx_packets;
-  c.rx_bytes += bytes;
-  if (multicast) ++c.rx_multicast;
-}
-
-void Port::count_tx(DeviceId id, std::size_t bytes, bool sent) {
-  if (id >= slots_.size() || !slots_[id].used) return;
-  DeviceCounters& c = slots_[id].dev.counters;
-  if (!sent) {
-    ++c.tx_dropped;
-    return;
-  }
-  ++c.tx_packets;
-  c.tx_bytes += bytes;
 }
 
 }  // namespace umacvlan::core

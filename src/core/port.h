@@ -4,18 +4,23 @@
 // Contract
 // - Control path: add_device(), change_device(), remove_device() and the
 //   lower_*() events apply the kernel macvlan driver's rules (see
-//   shared/spec/macvlan-semantics.md). Every request is validated whole
-//   before anything changes: a refused request returns the kernel's errno and
-//   a sentence, and leaves the port exactly as it was.
+//   shared/spec/macvlan-semantics.md) plus umacvlan's own limits (PortLimits)
+//   and options (spoofchk). Every request is validated whole before anything
+//   changes: a refused request returns the kernel's errno and a sentence,
+//   and leaves the port exactly as it was.
 // - Data path: receive() (a frame from the lower) and transmit() (a frame a
 //   device sent) append one Verdict to a DecisionBatch: which devices get a
 //   copy and why, whether the lower's own stack gets it, whether it goes out
-//   the lower, or why it was dropped. They never allocate once the batch has
-//   grown to the port's size, never throw, and never touch the frame bytes
-//   beyond the header. The caller copies and writes (decide, then emit),
-//   reports each write's outcome with count_rx()/count_tx(), and calls
-//   end_batch() once the batch's queued deliveries are done (that is when the
-//   broadcast queue drains).
+//   the lower, or why it was dropped. They are const: a published Port is
+//   read by any number of data-path threads at once, each with a batch of
+//   its own. The broadcast queue lives in the batch (it drains when the
+//   batch is cleared, at the end of a burst). They never allocate once the
+//   batch has grown to the port's size, never throw, and never touch the
+//   frame bytes beyond the header. The caller copies and writes (decide,
+//   then emit) and counts the outcome (count_rx(), count_tx(), count_drop()
+//   on counters of its own).
+// - A Port is a value: copying it is how a changed configuration is
+//   published to the data path, and how a change is undone.
 // - Owns its devices; DeviceId is a slot index, stable for a device's life
 //   and reused after removal. Nothing here does I/O, reads a clock or draws
 //   random numbers: the caller passes random bits in.
@@ -45,6 +50,12 @@ inline constexpr std::uint32_t kMinMtu = 68;
 inline constexpr std::uint32_t kDefaultBcQueueLen = 1000;
 inline constexpr std::int32_t kDefaultBcCutoff = 1;
 
+// umacvlan's own bounds (the kernel has none): refused with ENOSPC.
+struct PortLimits {
+  std::size_t max_devices = 4096;  // devices per lower
+  std::size_t max_sources = 1024;  // source-list entries per device
+};
+
 // What the caller knows about the lower device.
 struct LowerState {
   std::string name;
@@ -56,9 +67,6 @@ struct LowerState {
   bool unicast_filter = false;        // can filter extra unicast MACs (veth cannot)
   std::vector<MacAddress> multicast;  // the lower's own group subscriptions
 };
-
-// The source-list operation of `macaddr {add|del MAC | set [MAC...] | flush}`.
-enum class SourceOp : std::uint8_t { kNone, kAdd, kDel, kSet, kFlush };
 
 struct SourceListChange {
   SourceOp op = SourceOp::kNone;
@@ -75,6 +83,7 @@ struct DeviceSpec {
   std::optional<std::uint32_t> bcqueuelen;
   std::optional<std::int32_t> bclim;
   SourceListChange macaddr;
+  bool spoofchk = false;
 };
 
 // `link set ...`, and what the device's own namespace reports (up/down,
@@ -85,6 +94,7 @@ struct DeviceChange {
   std::optional<std::uint32_t> bcqueuelen;
   std::optional<std::int32_t> bclim;
   SourceListChange macaddr;
+  std::optional<bool> spoofchk;
   std::optional<MacAddress> address;
   std::optional<std::uint32_t> mtu;
   std::optional<bool> up;
@@ -93,7 +103,8 @@ struct DeviceChange {
   std::optional<std::vector<MacAddress>> multicast;
 };
 
-// Counters as `ip -s link` shows them for a macvlan device.
+// Counters as `ip -s link` shows them for a macvlan device. Kept by the
+// dataplane (one set per worker), updated with count_rx()/count_tx().
 struct DeviceCounters {
   std::uint64_t rx_packets = 0;
   std::uint64_t rx_bytes = 0;
@@ -104,11 +115,21 @@ struct DeviceCounters {
   std::uint64_t tx_dropped = 0;
 };
 
+// Frames dropped on a port, by reason. A broadcast-queue overflow
+// (kBcQueueFull) is what the kernel charges to the lower's rx_dropped.
 struct PortCounters {
-  std::uint64_t lower_rx_dropped = 0;  // broadcast-queue overflow, charged to the lower
   std::array<std::uint64_t, static_cast<std::size_t>(DropReason::kCount)> drops{};
   std::uint64_t drops_for(DropReason r) const { return drops[static_cast<std::size_t>(r)]; }
+  std::uint64_t lower_rx_dropped() const { return drops_for(DropReason::kBcQueueFull); }
 };
+
+// A copy delivered (or not) to a device: multicast is a flood copy.
+void count_rx(DeviceCounters& c, std::size_t bytes, bool multicast, bool delivered);
+// A frame the device sent, whatever became of it (sent: it was not dropped).
+void count_tx(DeviceCounters& c, std::size_t bytes, bool sent);
+inline void count_drop(PortCounters& c, DropReason r) {
+  if (r != DropReason::kNone) ++c.drops[static_cast<std::size_t>(r)];
+}
 
 struct Device {
   std::string name;
@@ -118,11 +139,11 @@ struct Device {
   bool up = false;
   bool promisc = false;
   bool allmulti = false;
+  bool spoofchk = false;  // frames with a source MAC not `mac` are dropped
   std::uint32_t mtu = 1500;
   std::uint32_t bcqueuelen = kDefaultBcQueueLen;  // this device's request
   std::vector<MacAddress> sources;                // source mode: sorted, unique
   std::vector<MacAddress> multicast;              // sorted, unique
-  DeviceCounters counters;
 
   bool nopromisc() const { return (flags & kFlagNoPromisc) != 0; }
   bool nodst() const { return (flags & kFlagNoDst) != 0; }
@@ -166,8 +187,10 @@ struct Verdict {
   DropReason drop = DropReason::kNone;
 };
 
-// Verdicts for a burst of frames, in frame order. Reused across bursts; it
-// only allocates while growing to the largest fan-out seen.
+// Verdicts for a burst of frames, in frame order, and the burst's broadcast
+// queue. Reused across bursts; it only allocates while growing to the
+// largest fan-out seen. clear() starts a burst: the broadcast queue has
+// drained.
 class DecisionBatch {
  public:
   DecisionBatch() {
@@ -177,6 +200,7 @@ class DecisionBatch {
   void clear() {
     verdicts_.clear();
     targets_.clear();
+    queued_ = 0;
   }
   std::size_t size() const { return verdicts_.size(); }
   const Verdict& operator[](std::size_t i) const { return verdicts_[i]; }
@@ -195,15 +219,22 @@ class DecisionBatch {
     targets_.push_back(Target{d, r});
     ++v.count;
   }
+  // A place in the broadcast queue, if fewer than limit are taken.
+  bool take_queue_slot(std::uint32_t limit) {
+    if (queued_ >= limit) return false;
+    ++queued_;
+    return true;
+  }
 
  private:
   std::vector<Verdict> verdicts_;
   std::vector<Target> targets_;
+  std::uint32_t queued_ = 0;
 };
 
 class Port {
  public:
-  explicit Port(LowerState lower);
+  explicit Port(LowerState lower, PortLimits limits = {});
 
   // ---- control path ----
   // Creates a device (down). random_bits make its MAC when none is given.
@@ -231,15 +262,13 @@ class Port {
   std::uint32_t used_bcqueuelen() const { return used_bcqueuelen_; }
   std::int32_t bclim() const { return bc_cutoff_; }
   LowerFilter lower_filter() const;
-  const PortCounters& counters() const { return counters_; }
+  const PortLimits& limits() const { return limits_; }
+  // One past the highest DeviceId in use (a size for per-device arrays).
+  std::size_t slot_count() const { return slots_.size(); }
 
   // ---- data path ----
-  void receive(std::span<const std::uint8_t> frame, DecisionBatch& out);
-  void transmit(DeviceId from, std::span<const std::uint8_t> frame, DecisionBatch& out);
-  // The broadcast queue has been drained (the end of a burst).
-  void end_batch() { bc_queue_depth_ = 0; }
-  void count_rx(DeviceId id, std::size_t bytes, bool multicast, bool delivered);
-  void count_tx(DeviceId id, std::size_t bytes, bool sent);
+  void receive(std::span<const std::uint8_t> frame, DecisionBatch& out) const;
+  void transmit(DeviceId from, std::span<const std::uint8_t> frame, DecisionBatch& out) const;
 
  private:
   struct Slot {
@@ -247,7 +276,7 @@ class Port {
     Device dev;
   };
 
-  Status validate_source_change(Mode final_mode, const SourceListChange& c) const;
+  Status validate_source_change(DeviceId id, Mode final_mode, const SourceListChange& c) const;
   Status validate_mtu(std::uint32_t mtu) const;
   bool addr_busy(MacAddress mac, DeviceId self) const;
   void apply_source_change(DeviceId id, const SourceListChange& c);
@@ -263,10 +292,10 @@ class Port {
   bool source_copies(const FrameView& f, Verdict& v, DecisionBatch& out) const;
   void flood(const FrameView& f, DeviceId src, ModeMask modes, Verdict& v,
              DecisionBatch& out) const;
-  void receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out);
-  void drop(Verdict& v, DropReason r);
+  void receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) const;
 
   LowerState lower_;
+  PortLimits limits_;
   MacAddress perm_mac_;
   std::vector<Slot> slots_;
   std::size_t count_ = 0;
@@ -284,9 +313,6 @@ class Port {
 
   std::uint32_t used_bcqueuelen_ = kDefaultBcQueueLen;
   std::int32_t bc_cutoff_ = kDefaultBcCutoff;
-  std::uint32_t bc_queue_depth_ = 0;
-
-  PortCounters counters_;
 };
 
 }  // namespace umacvlan::core

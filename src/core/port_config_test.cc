@@ -661,3 +661,49 @@ TEST(LowerFilterConsumed, PassthruConsumesEveryUnicast) {
 
 }  // namespace
 }  // namespace umacvlan::core::testing
+
+namespace umacvlan::core::testing {
+namespace {
+
+// umacvlan's own limits: refused with ENOSPC, the port unchanged.
+TEST(Limits, DevicesPerLower) {
+  Port p(PortHarness::make_lower(true), PortLimits{2, 1024});
+  DeviceSpec spec;
+  DeviceId id;
+  ASSERT_TRUE(p.add_device(spec, 1, &id).ok());
+  ASSERT_TRUE(p.add_device(spec, 2, &id).ok());
+  const Status s = p.add_device(spec, 3, &id);
+  EXPECT_EQ(s.err, ENOSPC);
+  EXPECT_NE(s.message.find("limit"), std::string::npos) << s.message;
+  EXPECT_EQ(p.device_count(), 2u);
+  p.remove_device(id);
+  EXPECT_TRUE(p.add_device(spec, 4, &id).ok());
+}
+
+TEST(Limits, SourcesPerDeviceOnAddAndChange) {
+  Port p(PortHarness::make_lower(true), PortLimits{4096, 2});
+  const MacAddress a = mac("02:00:00:00:aa:01"), b = mac("02:00:00:00:aa:02"),
+                   c = mac("02:00:00:00:aa:03");
+  DeviceSpec spec;
+  spec.mode = Mode::kSource;
+  spec.macaddr = {SourceOp::kSet, {a, b, c}};
+  DeviceId id;
+  EXPECT_EQ(p.add_device(spec, 1, &id).err, ENOSPC);
+  EXPECT_EQ(p.device_count(), 0u);
+  spec.macaddr = {SourceOp::kSet, {a, b, a}};  // duplicates count once
+  ASSERT_TRUE(p.add_device(spec, 1, &id).ok());
+  DeviceChange ch;
+  ch.macaddr = {SourceOp::kAdd, {c}};
+  EXPECT_EQ(p.change_device(id, ch).err, ENOSPC);
+  EXPECT_EQ(p.device(id)->sources, (std::vector<MacAddress>{a, b}));
+  ch.macaddr = {SourceOp::kAdd, {b}};  // already there: still 2
+  EXPECT_TRUE(p.change_device(id, ch).ok());
+  ch.macaddr = {SourceOp::kDel, {a}};
+  ASSERT_TRUE(p.change_device(id, ch).ok());
+  ch.macaddr = {SourceOp::kAdd, {c}};
+  EXPECT_TRUE(p.change_device(id, ch).ok());
+  EXPECT_EQ(p.device(id)->sources, (std::vector<MacAddress>{b, c}));
+}
+
+}  // namespace
+}  // namespace umacvlan::core::testing

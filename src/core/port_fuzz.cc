@@ -73,7 +73,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           (transmitted ? t.device == from : MacAddress::from_bytes(frame.data() + 6) == d->mac))
         std::abort();
     }
-    port.end_batch();
     at += len + 3;
   }
   return 0;

@@ -76,7 +76,7 @@ struct DeviceSnapshot {
   std::uint32_t bcqueuelen = 0;
   std::vector<MacAddress> sources;
   std::vector<MacAddress> multicast;
-  std::array<std::uint64_t, 7> counters{};
+  bool spoofchk = false;
   bool operator==(const DeviceSnapshot&) const = default;
 };
 
@@ -98,8 +98,6 @@ struct PortSnapshot {
   std::uint32_t used_bcqueuelen = 0;
   std::int32_t bclim = 0;
   LowerFilter filter;
-  std::uint64_t lower_rx_dropped = 0;
-  std::array<std::uint64_t, static_cast<std::size_t>(DropReason::kCount)> drops{};
   std::vector<DeviceSnapshot> devices;
   bool operator==(const PortSnapshot&) const = default;
 };
@@ -122,8 +120,6 @@ PortSnapshot snapshot(const Port& p) {
   s.used_bcqueuelen = p.used_bcqueuelen();
   s.bclim = p.bclim();
   s.filter = p.lower_filter();
-  s.lower_rx_dropped = p.counters().lower_rx_dropped;
-  s.drops = p.counters().drops;
   for (DeviceId id : s.ids) {
     const Device* d = p.device(id);
     if (d == nullptr) continue;  // caught by the comparison: ids and devices disagree
@@ -140,9 +136,7 @@ PortSnapshot snapshot(const Port& p) {
     ds.bcqueuelen = d->bcqueuelen;
     ds.sources = d->sources;
     ds.multicast = d->multicast;
-    const DeviceCounters& c = d->counters;
-    ds.counters = {c.rx_packets, c.rx_bytes, c.rx_multicast, c.rx_dropped,
-                   c.tx_packets, c.tx_bytes, c.tx_dropped};
+    ds.spoofchk = d->spoofchk;
     s.devices.push_back(std::move(ds));
   }
   return s;
@@ -169,18 +163,14 @@ std::string describe(const PortSnapshot& s) {
     << s.device_count << " usedbcqueuelen " << s.used_bcqueuelen << " bclim " << s.bclim << "\n";
   o << "filter uc " << macs(s.filter.unicast) << " promisc " << s.filter.promisc << " allmulti "
     << s.filter.allmulti << " mc " << macs(s.filter.multicast) << "\n";
-  o << "lower_rx_dropped " << s.lower_rx_dropped << " drops";
-  for (std::uint64_t d : s.drops) o << " " << d;
-  o << "\nids";
+  o << "ids";
   for (DeviceId id : s.ids) o << " " << id;
   o << "\n";
   for (const DeviceSnapshot& d : s.devices) {
     o << "dev " << d.id << " " << d.name << " " << d.mac.to_string() << " " << to_string(d.mode)
       << " flags " << d.flags << " up " << d.up << " promisc " << d.promisc << " allmulti "
       << d.allmulti << " mtu " << d.mtu << " bcq " << d.bcqueuelen << " src " << macs(d.sources)
-      << " mc " << macs(d.multicast) << " ctr";
-    for (std::uint64_t c : d.counters) o << " " << c;
-    o << "\n";
+      << " mc " << macs(d.multicast) << " spoofchk " << d.spoofchk << "\n";
   }
   return o.str();
 }
@@ -222,10 +212,9 @@ const std::vector<MacAddress> kDevPool = {mac("02:00:00:00:00:01"), mac("02:00:0
                                           mac("02:00:00:00:00:03"), mac("02:00:00:00:00:04"),
                                           mac("02:00:00:00:00:05"), mac("02:00:00:00:00:06")};
 
-// What the port decides for a fixed set of frames, run on a copy so neither
-// counters nor the broadcast queue of `p` move. The frame set is built from
-// `macs_from` (the state before a refused request), so both sides see the
-// same frames.
+// What the port decides for a fixed set of frames, one burst per frame. The
+// frame set is built from `macs_from` (the state before a refused request),
+// so both sides see the same frames.
 std::vector<Decision> probe(Port p, const PortSnapshot& macs_from) {
   std::vector<MacAddress> unicast = kDevPool;
   unicast.insert(unicast.end(), {kLowerMac, kOutside, kOutside2, kProbeSender, MacAddress()});
@@ -240,7 +229,6 @@ std::vector<Decision> probe(Port p, const PortSnapshot& macs_from) {
       b.clear();
       p.receive(frame(d, s), b);
       out.push_back(decision(b, b.back()));
-      p.end_batch();
     }
   }
   for (const DeviceSnapshot& from : macs_from.devices) {
@@ -248,7 +236,6 @@ std::vector<Decision> probe(Port p, const PortSnapshot& macs_from) {
       b.clear();
       p.transmit(from.id, frame(d, from.mac), b);
       out.push_back(decision(b, b.back()));
-      p.end_batch();
     }
   }
   return out;
@@ -287,7 +274,6 @@ std::string check_state(const Port& p) {
     b.clear();
     c.receive(frame(d->mac, kProbeSender), b);
     const Decision got = decision(b, b.back());
-    c.end_batch();
     Decision want;
     if (p.passthru()) {
       if (d->up) {
@@ -787,13 +773,9 @@ class Sequence {
       check(check_verdict(port_, sent[i], senders[i], batch_, v));
       stats["targets"] += v.count;
       if (v.drop != DropReason::kNone) ++stats["drop_" + std::string(to_string(v.drop))];
-      for (const Target& t : batch_.targets(v)) {
+      for (const Target& t : batch_.targets(v))
         ++stats["reason_" + std::to_string(static_cast<int>(t.reason))];
-        port_.count_rx(t.device, sent[i].size(), t.reason == Reason::kFlood, chance(90));
-      }
-      if (senders[i] != kNoDevice) port_.count_tx(senders[i], sent[i].size(), chance(95));
     }
-    port_.end_batch();
   }
 
   std::mt19937_64 rng_;
@@ -880,15 +862,7 @@ TEST(PortSnapshot, SeesEveryChange) {
       {"promisc", change(a, [](DeviceChange& c) { c.promisc = true; })},
       {"allmulti", change(a, [](DeviceChange& c) { c.allmulti = true; })},
       {"multicast", change(a, [](DeviceChange& c) { c.multicast = {{kGroup}}; })},
-      {"count_rx", [a](Port& p) { p.count_rx(a, 60, false, true); }},
-      {"count_rx_dropped", [a](Port& p) { p.count_rx(a, 60, false, false); }},
-      {"count_tx", [a](Port& p) { p.count_tx(a, 60, true); }},
-      {"count_tx_dropped", [a](Port& p) { p.count_tx(a, 60, false); }},
-      {"drop_counter",
-       [](Port& p) {
-         DecisionBatch b;
-         p.receive(std::vector<std::uint8_t>(3), b);
-       }},
+      {"spoofchk", change(a, [](DeviceChange& c) { c.spoofchk = true; })},
       {"remove", [a](Port& p) { p.remove_device(a); }},
       {"add",
        [](Port& p) {

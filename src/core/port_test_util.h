@@ -97,16 +97,12 @@ class PortHarness {
   Outcome rx(const std::vector<std::uint8_t>& f) {
     batch_.clear();
     port_.receive(f, batch_);
-    Outcome o = outcome(batch_.back());
-    port_.end_batch();
-    return o;
+    return outcome(batch_.back());
   }
   Outcome tx(DeviceId from, const std::vector<std::uint8_t>& f) {
     batch_.clear();
     port_.transmit(from, f, batch_);
-    Outcome o = outcome(batch_.back());
-    port_.end_batch();
-    return o;
+    return outcome(batch_.back());
   }
 
   Port& port() { return port_; }

@@ -132,7 +132,6 @@ TEST(Transmit, RuntDropped) {
   h.port().transmit(b, runt, h.batch());
   EXPECT_EQ(h.batch().back().drop, DropReason::kRunt);
   EXPECT_FALSE(h.batch().back().to_wire);
-  EXPECT_EQ(h.port().counters().drops_for(DropReason::kRunt), 1u);
 }
 
 TEST(Transmit, ReflectedBroadcastOfBridgeReachesOnlyVepa) {
@@ -144,14 +143,12 @@ TEST(Transmit, ReflectedBroadcastOfBridgeReachesOnlyVepa) {
 }
 
 TEST(Counters, RxAndTxAsIpShowsThem) {
-  PortHarness h;
-  DeviceId a = h.add("a", Mode::kBridge, 1);
-  h.port().count_rx(a, 100, false, true);
-  h.port().count_rx(a, 60, true, true);
-  h.port().count_rx(a, 60, true, false);
-  h.port().count_tx(a, 70, true);
-  h.port().count_tx(a, 70, false);
-  const DeviceCounters& c = h.port().device(a)->counters;
+  DeviceCounters c;
+  count_rx(c, 100, false, true);
+  count_rx(c, 60, true, true);
+  count_rx(c, 60, true, false);
+  count_tx(c, 70, true);
+  count_tx(c, 70, false);
   EXPECT_EQ(c.rx_packets, 2u);
   EXPECT_EQ(c.rx_bytes, 160u);
   EXPECT_EQ(c.rx_multicast, 1u);
@@ -161,11 +158,50 @@ TEST(Counters, RxAndTxAsIpShowsThem) {
   EXPECT_EQ(c.tx_dropped, 1u);
 }
 
-TEST(Counters, UnknownDeviceIgnored) {
+TEST(Counters, DropsByReason) {
+  PortCounters c;
+  count_drop(c, DropReason::kBcQueueFull);
+  count_drop(c, DropReason::kBcQueueFull);
+  count_drop(c, DropReason::kNone);  // not a drop
+  count_drop(c, DropReason::kRunt);
+  EXPECT_EQ(c.lower_rx_dropped(), 2u);
+  EXPECT_EQ(c.drops_for(DropReason::kRunt), 1u);
+  EXPECT_EQ(c.drops_for(DropReason::kNone), 0u);
+}
+
+}  // namespace
+}  // namespace umacvlan::core::testing
+
+namespace umacvlan::core::testing {
+namespace {
+
+// spoofchk (umacvlan's, the kernel's macvlan has none): off by default.
+TEST(Spoofchk, OffByDefaultForeignSourceForwarded) {
   PortHarness h;
-  h.port().count_rx(7, 100, false, true);
-  h.port().count_tx(7, 100, true);
-  EXPECT_EQ(h.port().device_count(), 0u);
+  const DeviceId a = h.add("a", Mode::kBridge, 1);
+  const DeviceId b = h.add("b", Mode::kBridge, 2);
+  const Outcome o = h.tx(a, frame(h.mac_of(b), kOutside));
+  EXPECT_EQ(o.devices, names({"b"}));
+  EXPECT_EQ(o.drop, DropReason::kNone);
+}
+
+TEST(Spoofchk, OnDropsForeignSourceKeepsOwn) {
+  PortHarness h;
+  const DeviceId a = h.add("a", Mode::kBridge, 1);
+  const DeviceId b = h.add("b", Mode::kBridge, 2);
+  DeviceChange c;
+  c.spoofchk = true;
+  ASSERT_TRUE(h.port().change_device(a, c).ok());
+  for (const MacAddress dst : {h.mac_of(b), kBcast, kOutside}) {
+    const Outcome spoofed = h.tx(a, frame(dst, kOutside));
+    EXPECT_EQ(spoofed.drop, DropReason::kSpoofed) << dst.to_string();
+    EXPECT_TRUE(spoofed.devices.empty());
+    EXPECT_FALSE(spoofed.to_wire);
+  }
+  EXPECT_EQ(h.tx(a, frame(h.mac_of(b), h.mac_of(a))).devices, names({"b"}));
+  EXPECT_TRUE(h.tx(a, frame(kOutside, h.mac_of(a))).to_wire);
+  // b is not checked.
+  EXPECT_TRUE(h.tx(b, frame(kOutside, kOutside2)).to_wire);
 }
 
 }  // namespace

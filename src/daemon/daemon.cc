@@ -1,183 +1,185 @@
 #include "daemon/daemon.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <vector>
 
-#include "daemon/control_channel.h"
-#include "daemon/control_protocol.h"
+#include "control/control_channel.h"
+#include "daemon/control_server.h"
 #include "daemon/dataplane.h"
 #include "daemon/link_service.h"
-#include "io/netlink.h"
+#include "io/netns.h"
+#include "io/netns_watch.h"
+#include "io/owned_fd.h"
 
 namespace umacvlan::daemon {
 namespace {
 
-// How often the kernel's view of devices and lowers is re-read even without
-// a netlink event: multicast list changes raise no event, and devices in
-// namespaces without an nsid here send none.
-constexpr long kResyncMillis = 200;
+// Link-layer multicast lists raise no event: they are read this often, one
+// read per namespace that holds an up device.
+constexpr long kTickMillis = 250;
+// How often namespace liveness is checked without a trigger (a process that
+// left a namespace with setns() raises none).
+constexpr int kLivenessTicks = 20;
 
-class Epoll : public FdWatcher {
- public:
-  Epoll() : fd_(::epoll_create1(EPOLL_CLOEXEC)) {}
-  ~Epoll() override { ::close(fd_); }
-  void watch(int fd, FdTag* tag) override {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = tag;
-    ::epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &ev);
-  }
-  void unwatch(int fd) override { ::epoll_ctl(fd_, EPOLL_CTL_DEL, fd, nullptr); }
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Tags for the loop's own fds (never dereferenced as FdTag).
-FdTag kListenTag{FdTag::kLower, nullptr, 1};
-FdTag kMonitorTag{FdTag::kLower, nullptr, 2};
-FdTag kTimerTag{FdTag::kLower, nullptr, 3};
-FdTag kSignalTag{FdTag::kLower, nullptr, 4};
-
-void serve_client(int client, LinkService& links) {
-  timeval tv{2, 0};
-  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  control::Reply reply;
-  if (!control::peer_allowed(client)) {
-    reply.error = EPERM;
-    reply.message = "Error: umacvlan needs root or CAP_NET_ADMIN.";
-    control::send_message(client, control::to_json(reply));
-    return;
-  }
-  nlohmann::json msg;
-  int ns_fd = -1;
-  if (control::recv_message(client, &msg, &ns_fd) != 0) return;
-  io::NetnsFd caller(ns_fd);
-  control::LinkRequest req;
-  std::string why;
-  if (!caller.valid()) {
-    reply.error = EINVAL;
-    reply.message = "Error: request without the caller's network namespace.";
-  } else if (!control::from_json(msg, &req, &why)) {
-    reply.error = EINVAL;
-    reply.message = "Error: malformed request: " + why + ".";
-  } else {
-    reply = links.handle(req, caller);
-  }
-  control::send_message(client, control::to_json(reply));
+// Names this daemon's leftovers (nftables tables, half-made TAPs): 8 hex
+// digits of the state file's path, so that daemons on different sockets
+// never take each other's.
+std::string instance_of(const std::string& state_path) {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : state_path) h = (h ^ c) * 16777619u;
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", h);
+  return buf;
 }
+
+enum Tag : std::uint64_t { kServer, kMonitor, kWatch, kNotices, kTimer, kSignal };
 
 }  // namespace
 
 int run(const Options& options) {
+  // Before any thread exists: every thread and socket starts from here.
+  {
+    const std::string path = options.netns.empty() ? "/proc/1/ns/net" : options.netns;
+    io::NetnsFd home(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!home.valid() || ::setns(home.get(), CLONE_NEWNET) != 0) {
+      if (!options.netns.empty()) {
+        spdlog::error("cannot enter the network namespace {}: {}", path, std::strerror(errno));
+        return 1;
+      }
+      spdlog::warn("cannot enter the host's network namespace ({}); staying in our own",
+                   std::strerror(errno));
+    }
+  }
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
-  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-  const int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // only the signalfd sees them.
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  io::OwnedFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
 
-  const int listen_fd = control::listen_unix(options.socket_path);
-  if (listen_fd < 0) {
-    spdlog::error("cannot listen on {}: {}", options.socket_path, std::strerror(-listen_fd));
+  const std::string state_path = options.state_path.empty()
+                                     ? control::default_state_path(options.socket_path)
+                                     : options.state_path;
+  Dataplane dataplane(options.workers);
+  io::NetnsWatch watch;
+  if (int rc = io::NetnsWatch::open(&watch); rc < 0) {
+    spdlog::error("cannot watch namespaces: {}", std::strerror(-rc));
     return 1;
   }
-  Epoll ep;
-  LinkService links(ep);
-  Dataplane dataplane;
+  LinkServiceConfig config;
+  config.state_path = state_path;
+  config.instance = instance_of(state_path);
+  config.limits = options.limits;
+  LinkService links(config, dataplane, watch);
 
-  io::LinkMonitor monitor;
-  const bool have_monitor = io::LinkMonitor::open(io::current_netns(), &monitor) == 0;
-  const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  ControlServer server;
+  const int listened = ControlServer::open(
+      options.socket_path,
+      [&](const control::LinkRequest& req, const io::NetnsFd& caller) {
+        return links.handle(req, caller);
+      },
+      &server);
+  if (listened < 0) {
+    spdlog::error("cannot listen on {}: {}{}", options.socket_path, std::strerror(-listened),
+                  listened == -EADDRINUSE ? " (another umacvlan daemon serves it)" : "");
+    return 1;
+  }
+  if (int rc = links.start(); rc < 0) {
+    spdlog::error("cannot start: {}", std::strerror(-rc));
+    return 1;
+  }
+  if (options.cleanup) {
+    spdlog::info("cleanup: removing {} device(s) and the state file {}", links.device_count(),
+                 state_path);
+    links.remove_everything();
+    return 0;
+  }
+
+  io::OwnedFd tfd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   itimerspec its{};
-  its.it_interval.tv_nsec = kResyncMillis * 1000000L;
+  its.it_interval.tv_nsec = kTickMillis * 1000000L;
   its.it_value = its.it_interval;
-  ::timerfd_settime(tfd, 0, &its, nullptr);
+  ::timerfd_settime(tfd.get(), 0, &its, nullptr);
 
-  ep.watch(listen_fd, &kListenTag);
-  if (have_monitor) ep.watch(monitor.fd(), &kMonitorTag);
-  ep.watch(tfd, &kTimerTag);
-  ep.watch(sfd, &kSignalTag);
-  spdlog::info("umacvlan daemon listening on {}", options.socket_path);
+  io::OwnedFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  auto watch_fd = [&](int fd, Tag tag) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+  };
+  watch_fd(server.fd(), kServer);
+  watch_fd(links.monitor_fd(), kMonitor);
+  watch_fd(watch.fd(), kWatch);
+  watch_fd(dataplane.notice_fd(), kNotices);
+  watch_fd(tfd.get(), kTimer);
+  watch_fd(sfd.get(), kSignal);
+  spdlog::info("umacvlan daemon listening on {} ({} worker(s), state {})", options.socket_path,
+               dataplane.workers(), state_path);
 
-  int idle_ticks = 0;
-  std::vector<io::LinkEvent> events;
+  long idle_ms = 0;
+  int ticks = 0;
   bool running = true;
-  epoll_event evs[64];
+  epoll_event evs[16];
   while (running) {
-    const int n = ::epoll_wait(ep.fd(), evs, 64, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
+    const int n = ::epoll_wait(ep.get(), evs, 16, server.next_timeout_ms());
+    if (n < 0 && errno != EINTR) {
       spdlog::error("epoll_wait: {}", std::strerror(errno));
       break;
     }
-    bool resync = false;
+    server.process();  // also expires deadlines when epoll_wait timed out
     for (int i = 0; i < n; ++i) {
-      FdTag* tag = static_cast<FdTag*>(evs[i].data.ptr);
-      if (tag == &kListenTag) {
-        const int client = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (client >= 0) {
-          serve_client(client, links);
-          ::close(client);
-          idle_ticks = 0;
+      switch (evs[i].data.u64) {
+        case kServer:
+          break;  // served above
+        case kMonitor:
+          links.process_events();
+          break;
+        case kWatch:
+          if (auto gone = watch.scan(); !gone.empty()) links.on_orphaned(gone);
+          break;
+        case kNotices:
+          links.on_notices(dataplane.take_notices());
+          break;
+        case kTimer: {
+          std::uint64_t expirations = 0;
+          (void)!::read(tfd.get(), &expirations, sizeof expirations);
+          links.poll_multicast();
+          if (++ticks % kLivenessTicks == 0) {
+            if (auto gone = watch.scan(); !gone.empty()) links.on_orphaned(gone);
+          }
+          const bool idle = links.device_count() == 0 && server.clients() == 0;
+          idle_ms = idle ? idle_ms + kTickMillis : 0;
+          if (options.idle_exit_seconds > 0 && idle_ms > options.idle_exit_seconds * 1000L)
+            running = false;
+          break;
         }
-        // A request may have removed fds later in this batch of events.
-        break;
-      } else if (tag == &kMonitorTag) {
-        events.clear();
-        monitor.read_events(&events);
-        resync = true;
-      } else if (tag == &kTimerTag) {
-        std::uint64_t ticks;
-        (void)!::read(tfd, &ticks, sizeof ticks);
-        resync = true;
-        if (options.idle_exit_seconds > 0 && links.device_count() == 0 &&
-            ++idle_ticks * kResyncMillis > options.idle_exit_seconds * 1000L)
+        case kSignal: {
+          signalfd_siginfo si;
+          (void)!::read(sfd.get(), &si, sizeof si);
+          spdlog::info(
+              "umacvlan daemon stopping on signal {}; {} device(s) stay for the next start",
+              si.ssi_signo, links.device_count());
           running = false;
-      } else if (tag == &kSignalTag) {
-        signalfd_siginfo si;
-        (void)!::read(sfd, &si, sizeof si);
-        running = false;
-      } else if (tag->kind == FdTag::kLower) {
-        if (dataplane.on_lower_readable(*tag->port) < 0) {
-          // The lower went down or away: clear the socket error so the loop
-          // does not spin, and let the resync decide what it means.
-          tag->port->lower.pending_error();
-          resync = true;
-        }
-      } else {
-        PortRuntime& port = *tag->port;
-        auto it = port.devices.find(tag->device);
-        if (it == port.devices.end()) continue;
-        const int r = dataplane.on_tap_readable(port, it->second);
-        if (r < 0 && r != -EAGAIN && r != -EINTR) {
-          // The device was deleted, or its namespace was.
-          links.device_failed(port, tag->device);
-          break;  // fds later in this batch may be gone
+          break;
         }
       }
     }
-    if (resync) links.resync();
   }
-  spdlog::info("umacvlan daemon stopping; removing {} device(s)", links.device_count());
-  links.remove_all();
-  ::close(listen_fd);
-  ::unlink(options.socket_path.c_str());
-  ::close(tfd);
-  ::close(sfd);
   return 0;
 }
 

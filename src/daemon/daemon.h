@@ -1,21 +1,42 @@
 // The umacvlan daemon: owns the ports, their devices (TAP) and lowers
 // (AF_PACKET), serves the control socket, and runs the dataplane.
 //
+// Threads: the calling thread is the control thread (the control socket,
+// rtnetlink events, the state file, namespace liveness); `workers`
+// dataplane threads move the frames (dataplane.h). The control thread never
+// makes a worker wait, and a slow client never makes the control thread
+// wait (control_server.h).
+//
 // Contract: run() listens on options.socket_path (mode 0600, peers must be
-// root or hold CAP_NET_ADMIN), then loops until SIGTERM/SIGINT, or until it
-// has had no devices and no client for idle_exit_seconds (0: never). On exit
-// it removes the devices it made (unless keep_devices) and the socket.
-// Returns a process exit status.
+// root or hold CAP_NET_ADMIN), re-adopts the devices the state file names,
+// then loops until SIGTERM/SIGINT/SIGHUP, or until it has had no devices and
+// no client for idle_exit_seconds (0: never). Stopping never removes a
+// device: the next start re-adopts them all. With cleanup, it re-adopts,
+// then removes every device it made, its nftables tables and the state
+// file, and returns. Returns a process exit status (non-zero when it could
+// not listen, e.g. another daemon serves that socket).
 #pragma once
 
+#include <cstddef>
 #include <string>
+
+#include "core/port.h"
 
 namespace umacvlan::daemon {
 
 struct Options {
   std::string socket_path;
-  bool foreground = true;
+  // The network namespace the daemon lives in (an nsfs path); empty: the
+  // one of PID 1, the host's, whatever namespace the daemon was started from
+  // (a CLI in a container or `ip netns exec` starts it on demand). Devices
+  // are made there and moved to the caller's namespace; it is the one
+  // namespace the daemon keeps alive for good.
+  std::string netns;
+  std::string state_path;  // empty: control::default_state_path(socket_path)
   int idle_exit_seconds = 0;
+  std::size_t workers = 1;
+  core::PortLimits limits;
+  bool cleanup = false;
 };
 
 int run(const Options& options);

@@ -1,55 +1,186 @@
-// Dataplane: moves bursts of frames between a port's lower and its devices,
-// doing exactly what the core decided.
+// Dataplane: worker threads that move bursts of frames between each port's
+// lower and its devices, doing exactly what the core decided.
+//
+// The split with the control path: the control thread owns every decision
+// about configuration and publishes it as an immutable DataplaneView (the
+// core::Port of each port, as a value, plus the I/O objects of its lower and
+// devices). Workers read the newest published view at the top of each loop
+// and never wait for the control thread: publishing is a pointer swap, and a
+// worker picks the new view up between bursts. The I/O objects are shared
+// (shared_ptr): a device the control path removed stays open until the last
+// worker has moved to a view without it, so a worker never reads an fd that
+// was closed and reused under it; wait_for() tells the control path when
+// that has happened (a `link del` answers only once the device is gone).
 //
 // Frames keep the virtio-net header their source gave them (a device's GSO
 // super-frame, a partial checksum): every TAP write and lower send of a frame
 // carries the header it was read with, so the kernel segments or checksums
 // only where the receiver needs it. The core sees the frames, never the
-// headers.
+// headers; the Forwarder checks the headers the kernel would refuse
+// (DropReason::kBadVnet) and the lengths it would not forward from one
+// device to another (kTooBig, as the kernel's is_skb_forwardable()).
 //
-// Contract: on_lower_readable() reads a burst from the lower's ring, asks
-// core::Port::receive() for a verdict per frame, then writes each copy to its
-// device's TAP (the broadcast queue's copies after the inline ones) and ends
-// the burst. on_tap_readable() reads a burst a device sent, asks
-// core::Port::transmit(), writes local copies to sibling TAPs and sends the
-// rest out the lower. Every write's outcome is counted on the port (rx/tx,
-// drops). Nothing allocates per frame; nothing logs per frame. A TAP read
-// error is returned so the caller can drop the device.
+// Contract
+// - Each worker w has its own epoll, reads the lower through the ring of its
+//   own (PortIo::rings[w], one PACKET_FANOUT group per port when there are
+//   several) and each device through its own TAP queue (queue w, when the
+//   device has that many), and writes through those same fds. Each ready fd
+//   gets one burst per loop turn, so one busy device cannot starve the
+//   others.
+// - Counters are per worker (single writer, cache-line apart); the control
+//   path sums them (device_counters(), port_counters()). Nothing on the data
+//   path allocates per frame, logs, or takes a lock.
+// - What a worker cannot fix itself, it reports as a Notice and stops
+//   watching that fd: a TAP that failed (its device was deleted or its
+//   namespace died), a lower whose socket reported an error (it went down or
+//   away: the error is read and cleared, so the loop never spins on it).
+//   notice_fd() becomes readable; take_notices() empties the queue.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "core/port.h"
-#include "daemon/runtime.h"
 #include "io/frame_batch.h"
+#include "io/owned_fd.h"
+#include "io/packet_lower.h"
+#include "io/tap_device.h"
 
 namespace umacvlan::daemon {
 
-struct DataplaneCounters {
+inline constexpr std::size_t kMaxWorkers = 8;
+
+// One counter set per worker, each on its own cache line.
+template <typename T>
+struct PerWorker {
+  struct alignas(64) Slot {
+    T value{};
+  };
+  std::array<Slot, kMaxWorkers> slots{};
+  T& operator[](std::size_t w) { return slots[w].value; }
+  const T& operator[](std::size_t w) const { return slots[w].value; }
+};
+
+// What the data path needs of a device: its TAP queues and its counters.
+struct DeviceIo {
+  core::DeviceId id = core::kNoDevice;
+  io::TapDevice tap;
+  PerWorker<core::DeviceCounters> counters;
+};
+
+// What the data path needs of a port's lower: one ring per worker, and the
+// drops by reason.
+struct PortIo {
+  std::vector<io::PacketLower> rings;
+  PerWorker<core::PortCounters> drops;
+};
+
+struct PortView {
+  std::shared_ptr<const core::Port> port;
+  std::shared_ptr<PortIo> io;
+  std::vector<std::shared_ptr<DeviceIo>> devices;  // by DeviceId; null for free slots
+};
+
+struct DataplaneView {
+  std::vector<PortView> ports;
+};
+
+// What a worker could not handle.
+struct Notice {
+  enum Kind : std::uint8_t { kTapFailed, kLowerError } kind;
+  const PortIo* port = nullptr;  // identifies the port
+  core::DeviceId device = core::kNoDevice;
+  int error = 0;  // negative errno
+};
+
+// Per-worker totals (beyond the per-device and per-port counters).
+struct WorkerCounters {
+  std::uint64_t copies = 0;  // TAP writes and lower sends attempted
   std::uint64_t lower_rx_frames = 0;
   std::uint64_t lower_tx_frames = 0;
-  std::uint64_t lower_tx_errors = 0;
-  std::uint64_t tap_write_errors = 0;
-  std::uint64_t oversize = 0;
+  std::uint64_t tap_rx_frames = 0;  // frames read from devices
+  std::uint64_t oversize = 0;       // frames bigger than a slot (never forwarded)
+  std::uint64_t bursts = 0;
+};
+
+// The burst logic of one worker, without threads or epoll: what a worker
+// does with a batch it read. Public so tests can feed it batches (a bogus
+// virtio-net header, say) that no kernel would hand out.
+class Forwarder {
+ public:
+  explicit Forwarder(std::size_t worker);
+
+  // A burst read from the port's lower (through rings[worker]).
+  void from_lower(const PortView& view, const io::FrameBatch& batch);
+  // A burst read from device `from`'s TAP.
+  void from_device(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
+
+  std::size_t worker() const { return worker_; }
+  WorkerCounters& counters() { return counters_; }
+  const WorkerCounters& counters() const { return counters_; }
+
+ private:
+  // Writes the copies verdict v asks for (inline ones or queued ones).
+  void deliver(const PortView& view, std::span<const std::uint8_t> frame,
+               const io::VnetHeader& vnet, const core::Verdict& v, bool queued_pass,
+               bool from_device);
+
+  std::size_t worker_;
+  core::DecisionBatch decisions_;
+  WorkerCounters counters_;
 };
 
 class Dataplane {
  public:
-  Dataplane();
+  // Starts `workers` threads (1..kMaxWorkers) with an empty view.
+  explicit Dataplane(std::size_t workers);
+  ~Dataplane();  // stops and joins the workers
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
 
-  // Returns the number of frames handled, or -errno from the lower.
-  int on_lower_readable(PortRuntime& port);
-  // Returns frames handled, or -errno if the TAP failed (device gone).
-  int on_tap_readable(PortRuntime& port, DeviceRuntime& dev);
+  std::size_t workers() const { return workers_.size(); }
 
-  const DataplaneCounters& counters() const { return counters_; }
+  // Control thread: makes view the one the workers use from their next loop
+  // turn on, and wakes them. Returns the view's version (increasing).
+  std::uint64_t publish(std::shared_ptr<const DataplaneView> view);
+  // Control thread: waits until every worker runs version or a newer one
+  // (so it has let go of whatever the older views held); false on timeout.
+  bool wait_for(std::uint64_t version, int timeout_ms);
+
+  // Readable (EPOLLIN) when notices are queued.
+  int notice_fd() const { return notice_event_.get(); }
+  std::vector<Notice> take_notices();
+
+  // Sums over the workers (relaxed reads of counters other threads write).
+  static core::DeviceCounters device_counters(const DeviceIo& dev);
+  static core::PortCounters port_counters(const PortIo& port);
+  WorkerCounters worker_counters(std::size_t w) const;
 
  private:
-  void deliver(PortRuntime& port, std::span<const std::uint8_t> frame, const io::VnetHeader& vnet,
-               const core::Verdict& v, bool queued_pass);
+  struct Worker;
 
-  io::FrameBatch rx_;
-  io::FrameBatch tx_;
-  core::DecisionBatch decisions_;
-  DataplaneCounters counters_;
+  void run(Worker& w);
+  void notify(const Notice& n);
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> stop_{false};
+
+  std::mutex view_mutex_;
+  std::shared_ptr<const DataplaneView> view_;
+  std::atomic<std::uint64_t> version_{0};
+
+  std::mutex ack_mutex_;
+  std::condition_variable acked_;
+
+  std::mutex notice_mutex_;
+  std::vector<Notice> notices_;
+  io::OwnedFd notice_event_;
 };
 
 }  // namespace umacvlan::daemon

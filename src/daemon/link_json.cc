@@ -22,7 +22,8 @@ constexpr FlagName kFlags[] = {
 }  // namespace
 
 nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, int lower_ifindex,
-                         const core::Device& dev, const core::Port& port) {
+                         const core::Device& dev, const core::Port& port,
+                         const core::DeviceCounters& c) {
   using nlohmann::json;
   // Flags and state as a macvlan shows them: up/down from the device, carrier
   // from the lower.
@@ -64,6 +65,8 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
   data["mode"] = std::string(core::to_string(dev.mode));
   if (dev.nopromisc()) data["nopromisc"] = true;
   if (dev.nodst()) data["nodst"] = true;
+  // umacvlan's own (the kernel's macvlan has none): shown only when on.
+  if (dev.spoofchk) data["spoofchk"] = true;
   data["bcqueuelen"] = dev.bcqueuelen;
   data["usedbcqueuelen"] = port.used_bcqueuelen();
   data["bclim"] = port.bclim();
@@ -75,7 +78,6 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
   }
   j["linkinfo"] = {{"info_kind", "macvlan"}, {"info_data", data}};
 
-  const core::DeviceCounters& c = dev.counters;
   j["stats64"] = {
       {"rx",
        {{"bytes", c.rx_bytes},

@@ -1,6 +1,7 @@
 // link_json(): one macvlan device as iproute2 prints it with `ip -j -d -s
 // link show`: the kernel's view of the TAP (index, flags, MTU, qdisc) merged
-// with the port's view (mode, flags, queue, source list, counters).
+// with the port's view (mode, flags, queue, source list, spoofchk) and the
+// dataplane's counters.
 //
 // Contract: pure formatting, no I/O; the keys are iproute2's, so the CLI's
 // one printer serves text and JSON. lower_name is empty when the lower lives
@@ -17,6 +18,7 @@
 namespace umacvlan::daemon {
 
 nlohmann::json link_json(const io::LinkInfo& kernel, const std::string& lower_name,
-                         int lower_ifindex, const core::Device& dev, const core::Port& port);
+                         int lower_ifindex, const core::Device& dev, const core::Port& port,
+                         const core::DeviceCounters& counters);
 
 }  // namespace umacvlan::daemon

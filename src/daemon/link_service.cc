@@ -3,10 +3,11 @@
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
-#include <set>
 
 #include "daemon/link_json.h"
 
@@ -15,6 +16,10 @@ namespace {
 
 using control::LinkOp;
 using control::Reply;
+
+// How long a removal waits for the workers to let go of a device.
+constexpr int kReleaseTimeoutMs = 2000;
+constexpr int32_t kNoNsid = -2;
 
 Reply failure(int err, std::string message = {}) {
   Reply r;
@@ -32,27 +37,17 @@ Reply cannot_find(const std::string& name) {
   return failure(ENODEV, "Cannot find device \"" + name + "\"");
 }
 
-core::SourceListChange source_change(const control::LinkRequest& req) {
-  core::SourceListChange c;
-  c.addrs = req.macaddrs;
-  switch (req.macaddr_mode) {
-    case control::MacaddrMode::kNone:
-      c.op = core::SourceOp::kNone;
-      break;
-    case control::MacaddrMode::kAdd:
-      c.op = core::SourceOp::kAdd;
-      break;
-    case control::MacaddrMode::kDel:
-      c.op = core::SourceOp::kDel;
-      break;
-    case control::MacaddrMode::kSet:
-      c.op = core::SourceOp::kSet;
-      break;
-    case control::MacaddrMode::kFlush:
-      c.op = core::SourceOp::kFlush;
-      break;
-  }
-  return c;
+// A refusal of the kernel's: its errno, and its own sentence when it gave one
+// (the CLI prints "RTNETLINK answers: ..." otherwise, as ip does).
+Reply kernel_refused(int rc, const std::string& why) {
+  return failure(rc < 0 ? -rc : EIO, why.empty() ? std::string() : "Error: " + why + ".");
+}
+
+io::MacBytes to_bytes(core::MacAddress m) {
+  return m.octets();
+}
+core::MacAddress from_bytes(const io::MacBytes& b) {
+  return core::MacAddress(b);
 }
 
 std::vector<core::MacAddress> to_core(const std::vector<io::MacBytes>& v) {
@@ -60,13 +55,57 @@ std::vector<core::MacAddress> to_core(const std::vector<io::MacBytes>& v) {
   out.reserve(v.size());
   for (const auto& b : v) out.push_back(from_bytes(b));
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+core::LowerState lower_state(const io::LinkInfo& li) {
+  core::LowerState ls;
+  ls.name = li.name;
+  ls.mac = from_bytes(li.mac);
+  ls.mtu = li.mtu;
+  ls.carrier = (li.flags & IFF_LOWER_UP) != 0;
+  ls.promisc = li.promiscuity > 0;
+  ls.allmulti = li.allmulti > 0;
+  ls.unicast_filter = false;  // AF_PACKET cannot tell; assume the worst (veth)
+  return ls;
+}
+
+// What of the port's filter the lower's stack must not see, for nftables.
+io::StackFilterRules stack_rules(const core::LowerFilter& f) {
+  io::StackFilterRules rules;
+  for (const auto& m : f.consumed_sources) rules.sources.push_back(to_bytes(m));
+  for (const auto& m : f.consumed_destinations) rules.destinations.push_back(to_bytes(m));
+  for (const auto& m : f.consumed_multicast_sources) rules.multicast_sources.push_back(to_bytes(m));
+  rules.all_unicast = f.consumed_unicast;
+  return rules;
+}
+
+bool ethernet(const io::LinkInfo& li) {
+  return li.type == ARPHRD_ETHER && (li.flags & IFF_LOOPBACK) == 0 && li.has_mac;
+}
+
+// A TAP the daemon could have made: multi-queue, with headers.
+bool our_kind_of_tap(const io::LinkInfo& li) {
+  return li.tun && li.tun->tap && li.tun->multi_queue && li.tun->vnet_hdr;
+}
+
+const io::NetnsFd* find_space(const std::vector<io::NetnsFd>& spaces, ino_t inode) {
+  for (const auto& s : spaces) {
+    if (s.inode() == inode) return &s;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
-LinkService::LinkService(FdWatcher& watcher)
-    : watcher_(watcher), home_(io::current_netns()), rng_(std::random_device{}()) {}
+LinkService::LinkService(LinkServiceConfig config, Dataplane& dataplane, io::NetnsWatch& watch)
+    : config_(std::move(config)),
+      dataplane_(dataplane),
+      watch_(watch),
+      home_(io::current_netns()),
+      home_inode_(home_.inode()),
+      rng_(std::random_device{}()) {}
 
 LinkService::~LinkService() = default;
 
@@ -76,84 +115,309 @@ std::size_t LinkService::device_count() const {
   return n;
 }
 
-LinkService::Found LinkService::find_device(ino_t ns_inode, int ifindex) {
+// ================================================================ start
+
+int LinkService::start() {
+  if (int rc = io::RtNetlink::open(home_, &rtnl_); rc < 0) return rc;
+  if (int rc = io::LinkMonitor::open(home_, &monitor_); rc < 0) return rc;
+  State state;
+  if (!config_.state_path.empty()) {
+    LoadResult result = LoadResult::kMissing;
+    std::string error;
+    if (load_state(config_.state_path, &state, &result, &error) < 0) {
+      spdlog::error("state: {}; starting empty", error);
+    } else if (result == LoadResult::kCorrupt) {
+      spdlog::error("state: {}; starting from what the kernel still shows", error);
+    } else if (result == LoadResult::kLoaded) {
+      std::size_t devices = 0;
+      for (const auto& p : state.ports) devices += p.devices.size();
+      spdlog::info("state: {} port(s), {} device(s) in {}", state.ports.size(), devices,
+                   config_.state_path);
+    }
+  }
+  adopt(state);
+  clean_leftovers(state);
+  save();
+  publish();
+  return 0;
+}
+
+void LinkService::adopt(const State& state) {
+  if (state.ports.empty()) return;
+  const std::vector<io::NetnsFd> spaces = io::all_netns();
+  for (const PortRecord& rec : state.ports) adopt_port(rec, spaces);
+  std::size_t adopted = device_count();
+  spdlog::info("re-adopted {} device(s) on {} port(s)", adopted, ports_.size());
+}
+
+void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsFd>& spaces) {
+  // Finds a device's TAP where the record says, or by name anywhere.
+  auto find_tap = [&](const DeviceRecord& d, io::LinkInfo* li) -> const io::NetnsFd* {
+    if (const io::NetnsFd* ns = find_space(spaces, d.netns)) {
+      const int32_t id = nsid_of(*ns);
+      if (rtnl_.get_link(d.ifindex, li, id) == 0 && our_kind_of_tap(*li)) return ns;
+      if (rtnl_.get_link(d.name, li, id) == 0 && our_kind_of_tap(*li)) return ns;
+    }
+    const io::NetnsFd* found = nullptr;
+    io::LinkInfo candidate;
+    int hits = 0;
+    for (const auto& ns : spaces) {
+      int32_t id = kNoNsid;
+      if (rtnl_.find_nsid(ns, &id) < 0) continue;
+      if (id == -1 && ns.inode() != home_inode_) continue;  // no id: nothing to ask through
+      if (rtnl_.get_link(d.name, &candidate, id) == 0 && our_kind_of_tap(candidate) &&
+          candidate.tun->queues == 0) {
+        found = &ns;
+        *li = candidate;
+        ++hits;
+      }
+    }
+    return hits == 1 ? found : nullptr;
+  };
+  auto drop_taps = [&](const char* why) {
+    for (const DeviceRecord& d : rec.devices) {
+      io::LinkInfo li;
+      const io::NetnsFd* ns = find_tap(d, &li);
+      io::TapDevice tap;
+      if (ns != nullptr && io::TapDevice::open(*ns, li.name, &tap, 1, true) == 0) tap.destroy();
+      spdlog::warn("device {}: dropped, {}", d.name, why);
+    }
+  };
+
+  const io::NetnsFd* lower_ns = find_space(spaces, rec.lower_netns);
+  if (lower_ns == nullptr) {
+    spdlog::warn("lower {}: its network namespace is gone", rec.lower_name);
+    drop_taps("its lower's namespace is gone");
+    return;
+  }
+  const int32_t lower_id = nsid_of(*lower_ns);
+  io::LinkInfo li;
+  bool found = rtnl_.get_link(rec.lower_ifindex, &li, lower_id) == 0 &&
+               (li.name == rec.lower_name || from_bytes(li.mac) == rec.lower_perm_mac);
+  if (!found) found = rtnl_.get_link(rec.lower_name, &li, lower_id) == 0;
+  if (!found || !ethernet(li)) {
+    spdlog::warn("lower {}: gone from its namespace", rec.lower_name);
+    drop_taps("its lower is gone");
+    return;
+  }
+
+  auto port = std::make_unique<Port>(core::Port(lower_state(li), config_.limits));
+  port->serial = next_serial_++;
+  if (int rc = open_lower(*port, *lower_ns, li.ifindex, li.name); rc < 0) {
+    spdlog::error("lower {}: cannot reattach ({}); its devices stay as they are", li.name,
+                  std::strerror(-rc));
+    return;
+  }
+  for (const DeviceRecord& d : rec.devices) {
+    if (!d.pending_tap.empty()) {
+      io::LinkInfo half;
+      io::TapDevice tap;
+      if (rtnl_.get_link(d.pending_tap, &half) == 0 && our_kind_of_tap(half) &&
+          io::TapDevice::open(home_, d.pending_tap, &tap, 1, true) == 0) {
+        tap.destroy();
+        spdlog::warn("device {}: its `link add` was interrupted; removed the half-made {}", d.name,
+                     d.pending_tap);
+        continue;
+      }
+    }
+    io::LinkInfo tl;
+    const io::NetnsFd* ns = find_tap(d, &tl);
+    if (ns == nullptr) {
+      spdlog::warn("device {}: its TAP is gone; dropped", d.name);
+      continue;
+    }
+    auto dio = std::make_shared<DeviceIo>();
+    if (int rc = io::TapDevice::open(*ns, tl.name, &dio->tap, dataplane_.workers()); rc < 0) {
+      spdlog::warn("device {}: cannot attach to its TAP ({}); left alone", tl.name,
+                   std::strerror(-rc));
+      continue;
+    }
+    core::DeviceSpec spec;
+    spec.name = tl.name;
+    spec.mode = d.mode;
+    spec.flags = d.flags;
+    if (d.mode != core::Mode::kPassthru) spec.address = from_bytes(tl.mac);
+    spec.mtu = std::min(tl.mtu, port->core.lower().mtu);
+    spec.bcqueuelen = d.bcqueuelen;
+    spec.bclim = rec.bclim;
+    if (d.mode == core::Mode::kSource) spec.macaddr = {core::SourceOp::kSet, d.sources};
+    spec.spoofchk = d.spoofchk;
+    core::DeviceId id = core::kNoDevice;
+    if (core::Status s = port->core.add_device(spec, rng_(), &id); !s.ok()) {
+      spdlog::warn("device {}: refused on re-adoption ({}); left alone", tl.name, s.message);
+      continue;
+    }
+    dio->id = id;
+    Device dev;
+    dev.id = id;
+    dev.io = std::move(dio);
+    dev.ns_inode = ns->inode();
+    dev.ifindex = tl.ifindex;
+    dev.name = tl.name;
+    dev.pinned_ns = ns->inode();
+    hold_namespace(dev.pinned_ns);
+    auto [it, ok] = port->devices.emplace(id, std::move(dev));
+    it->second.io->tap.set_carrier(port->core.lower().carrier);
+    sync_device(*port, it->second, tl);
+  }
+  if (port->devices.empty()) {
+    spdlog::info("lower {}: no device left; port dropped", li.name);
+    release_namespace(port->lower_ns_inode);
+    return;
+  }
+  apply_lower_filter(*port);
+  ports_.push_back(std::move(port));
+}
+
+void LinkService::clean_leftovers(const State& state) {
+  // Half-made TAPs of an interrupted `link add` the state did not name.
+  const std::string tap_prefix = "umv" + config_.instance;
+  std::vector<io::LinkInfo> links;
+  if (rtnl_.list_links(&links) == 0) {
+    for (const auto& li : links) {
+      if (li.name.rfind(tap_prefix, 0) != 0 || !our_kind_of_tap(li)) continue;
+      io::TapDevice tap;
+      if (io::TapDevice::open(home_, li.name, &tap, 1, true) == 0) {
+        tap.destroy();
+        spdlog::warn("removed {}, left half made by an earlier run", li.name);
+      }
+    }
+  }
+  // Stale nftables tables of ours in every namespace a port of ours used.
+  const std::string table_prefix = "umacvlan_" + config_.instance + "_";
+  std::set<ino_t> inodes{home_inode_};
+  for (const auto& p : state.ports) inodes.insert(p.lower_netns);
+  const std::vector<io::NetnsFd> spaces = io::all_netns();
+  for (ino_t inode : inodes) {
+    const io::NetnsFd* ns = find_space(spaces, inode);
+    if (ns == nullptr) continue;
+    std::vector<std::string> keep;
+    for (const auto& p : ports_) {
+      if (p->lower_ns_inode == inode) keep.push_back(p->stack_filter.table());
+    }
+    const int removed = io::StackFilter::remove_stale(*ns, table_prefix, keep);
+    if (removed > 0) spdlog::warn("removed {} stale nftables table(s) of an earlier run", removed);
+  }
+}
+
+// ================================================================ namespaces
+
+int32_t LinkService::nsid_of(const io::NetnsFd& ns) {
+  const ino_t inode = ns.inode();
+  if (inode == home_inode_) return io::RtNetlink::kOwnNamespace;
+  if (auto it = id_by_ns_.find(inode); it != id_by_ns_.end()) return it->second;
+  int32_t id = kNoNsid;
+  if (rtnl_.get_nsid(ns, &id) < 0 || id < 0) return kNoNsid;
+  // An id that named another namespace before (it died, the id was reused).
+  if (auto old = ns_by_id_.find(id); old != ns_by_id_.end()) id_by_ns_.erase(old->second);
+  ns_by_id_[id] = inode;
+  id_by_ns_[inode] = id;
+  return id;
+}
+
+int32_t LinkService::nsid_of_inode(ino_t inode) const {
+  if (inode == home_inode_) return io::RtNetlink::kOwnNamespace;
+  auto it = id_by_ns_.find(inode);
+  return it == id_by_ns_.end() ? kNoNsid : it->second;
+}
+
+ino_t LinkService::inode_of_nsid(int32_t nsid) const {
+  if (nsid < 0) return home_inode_;
+  auto it = ns_by_id_.find(nsid);
+  return it == ns_by_id_.end() ? 0 : it->second;
+}
+
+void LinkService::hold_namespace(ino_t inode) {
+  if (inode == 0 || inode == home_inode_) return;
+  if (holds_[inode]++ == 0) watch_.watch(inode);
+}
+
+void LinkService::release_namespace(ino_t inode) {
+  auto it = holds_.find(inode);
+  if (it == holds_.end()) return;
+  if (--it->second == 0) {
+    holds_.erase(it);
+    watch_.unwatch(inode);
+  }
+}
+
+// ================================================================ lookup
+
+LinkService::Found LinkService::find_device(ino_t ns, int ifindex) {
   for (auto& p : ports_) {
     for (auto& [id, d] : p->devices) {
-      if (d.ns_inode == ns_inode && d.ifindex == ifindex) return {p.get(), &d};
+      if (d.ns_inode == ns && d.ifindex == ifindex) return {p.get(), &d};
     }
   }
   return {};
 }
 
-LinkService::Found LinkService::find_by_name(const io::NetnsFd& caller, io::RtNetlink& rtnl,
-                                             const std::string& name, Reply* error) {
+LinkService::Found LinkService::find_by_name(ino_t ns, int32_t nsid, const std::string& name,
+                                             Reply* error) {
   io::LinkInfo li;
-  if (rtnl.get_link(name, &li) != 0) {
+  if (rtnl_.get_link(name, &li, nsid) != 0) {
     *error = cannot_find(name);
     return {};
   }
-  Found f = find_device(caller.inode(), li.ifindex);
-  if (f.dev == nullptr) {
+  Found f = find_device(ns, li.ifindex);
+  if (f.dev == nullptr)
     *error = failure(EOPNOTSUPP, "Error: \"" + name + "\" is not a umacvlan device.");
-  }
   return f;
 }
 
+LinkService::Port* LinkService::find_port_by_io(const PortIo* io) {
+  for (auto& p : ports_) {
+    if (p->io.get() == io) return p.get();
+  }
+  return nullptr;
+}
+
+LinkService::Port* LinkService::find_lower(ino_t ns, int ifindex) {
+  for (auto& p : ports_) {
+    if (p->lower_ns_inode == ns && p->lower_ifindex == ifindex) return p.get();
+  }
+  return nullptr;
+}
+
+// ================================================================ requests
+
 control::Reply LinkService::handle(const control::LinkRequest& req, const io::NetnsFd& caller) {
-  // Users may have moved, renamed or deleted devices with plain `ip` since
-  // the last event: start from the kernel's present view.
-  resync();
-  // Names in a request are the caller's: one netlink socket in its namespace.
-  io::RtNetlink rtnl;
-  if (int rc = io::RtNetlink::open(caller, &rtnl); rc < 0) return failure(-rc);
+  // Users may have moved, renamed or deleted devices with plain `ip` just
+  // before: what the kernel said until now is queued on the monitor.
+  process_events();
+  const int32_t nsid = nsid_of(caller);
+  if (nsid == kNoNsid)
+    return failure(EINVAL, "Error: cannot address the caller's network namespace.");
   switch (req.op) {
     case LinkOp::kAdd:
-      return add(req, caller, rtnl);
+      return add(req, caller, nsid);
     case LinkOp::kSet:
-      return set(req, caller, rtnl);
+      return set(req, caller, nsid);
     case LinkOp::kDelete:
-      return del(req, caller, rtnl);
+      return del(req, caller, nsid);
     case LinkOp::kShow:
-      return show(req, caller, rtnl);
+      return show(req, caller, nsid);
   }
   return failure(EINVAL, "Error: unknown request.");
 }
 
 control::Reply LinkService::add(const control::LinkRequest& req, const io::NetnsFd& caller,
-                                io::RtNetlink& rtnl) {
+                                int32_t nsid) {
   if (req.link.empty()) return failure(EINVAL, "Error: a macvlan device needs \"link LOWER\".");
   io::LinkInfo lower;
-  if (rtnl.get_link(req.link, &lower) != 0) return cannot_find(req.link);
+  if (rtnl_.get_link(req.link, &lower, nsid) != 0) return cannot_find(req.link);
   io::LinkInfo clash;
-  if (rtnl.get_link(req.name, &clash) == 0) return failure(EEXIST);
+  if (rtnl_.get_link(req.name, &clash, nsid) == 0) return failure(EEXIST);
+  const ino_t here = caller.inode();
 
   // On top of one of our devices: attach to that device's lower.
-  PortRuntime* port = find_device(caller.inode(), lower.ifindex).port;
-  std::unique_ptr<PortRuntime> fresh;
-  if (port == nullptr) {
-    for (auto& p : ports_) {
-      if (p->lower_ns_inode == caller.inode() && p->lower_ifindex == lower.ifindex) port = p.get();
-    }
-  }
-  if (port == nullptr) {
-    if (lower.type != ARPHRD_ETHER || (lower.flags & IFF_LOOPBACK) || !lower.has_mac)
-      return failure(EINVAL, "Error: the lower device must be an Ethernet device.");
-    core::LowerState ls;
-    ls.name = lower.name;
-    ls.mac = from_bytes(lower.mac);
-    ls.mtu = lower.mtu;
-    ls.carrier = (lower.flags & IFF_LOWER_UP) != 0;
-    ls.promisc = lower.promiscuity > 0;
-    ls.allmulti = lower.allmulti > 0;
-    ls.unicast_filter = false;  // AF_PACKET cannot tell; assume the worst (veth)
-    fresh = std::make_unique<PortRuntime>(std::move(ls));
-    fresh->lower_ns = caller.dup();
-    fresh->lower_ns_inode = caller.inode();
-    fresh->lower_ifindex = lower.ifindex;
-    fresh->lower_name = lower.name;
-    port = fresh.get();
-  }
+  Port* port = find_device(here, lower.ifindex).port;
+  if (port == nullptr) port = find_lower(here, lower.ifindex);
+  if (port == nullptr && !ethernet(lower))
+    return failure(EINVAL, "Error: the lower device must be an Ethernet device.");
 
+  // The whole request on a copy of the port first.
+  core::Port next = port != nullptr ? port->core : core::Port(lower_state(lower), config_.limits);
   core::DeviceSpec spec;
   spec.name = req.name;
   spec.address = req.address;
@@ -162,113 +426,152 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   spec.flags = req.flags.value_or(0);
   spec.bcqueuelen = req.bcqueuelen;
   spec.bclim = req.bclim;
-  spec.macaddr = source_change(req);
+  spec.macaddr = core::SourceListChange{req.macaddr_mode, req.macaddrs};
+  spec.spoofchk = req.spoofchk.value_or(false);
   core::DeviceId id = core::kNoDevice;
-  if (core::Status s = port->port.add_device(spec, rng_(), &id); !s.ok()) return from_status(s);
+  if (core::Status s = next.add_device(spec, rng_(), &id); !s.ok()) return from_status(s);
+  if (req.up.value_or(false)) {
+    core::DeviceChange up;
+    up.up = true;
+    if (core::Status s = next.change_device(id, up); !s.ok()) return from_status(s);
+  }
 
-  // The core said yes; now the kernel objects. Undo everything on failure.
-  auto undo = [&](int err) {
-    port->port.remove_device(id);
-    return failure(err);
-  };
-  if (fresh) {
-    if (int rc = io::RtNetlink::open(fresh->lower_ns, &fresh->lower_rtnl); rc < 0) return undo(-rc);
-    if (int rc = io::PacketLower::open(fresh->lower_ns, lower.ifindex, &fresh->lower); rc < 0)
-      return undo(-rc);
-    if (int rc =
-            io::StackFilter::open(fresh->lower_ns, lower.name, lower.ifindex, &fresh->stack_filter);
-        rc < 0) {
-      spdlog::warn("no nftables ingress filter on {} ({}): frames for devices also reach its stack",
-                   lower.name, fresh->stack_filter.last_error());
+  // The kernel objects. Nothing is committed until they all exist.
+  std::unique_ptr<Port> fresh;
+  if (port == nullptr) {
+    fresh = std::make_unique<Port>(next);
+    fresh->serial = next_serial_++;
+    if (int rc = open_lower(*fresh, caller, lower.ifindex, lower.name); rc < 0) {
+      release_namespace(fresh->lower_ns_inode);
+      return failure(-rc);
     }
   }
-  DeviceRuntime dev;
-  dev.id = id;
+  Port& p = port != nullptr ? *port : *fresh;
+  auto dio = std::make_shared<DeviceIo>();
+  dio->id = id;
   // Made in the daemon's namespace and moved to the caller's: a TAP fd opened
   // inside a namespace would keep that namespace alive after `ip netns del`.
-  if (int rc = io::TapDevice::create_and_move(home_, caller, req.name, &dev.tap); rc < 0)
-    return undo(-rc);
-  const core::Device* d = port->port.device(id);
-  dev.ns_inode = caller.inode();
-  dev.ifindex = dev.tap.ifindex();
-  dev.name = req.name;
-  int rc = dev.tap.set_mac(to_bytes(d->mac));
-  if (rc == 0) rc = dev.tap.set_mtu(d->mtu);
-  if (rc == 0) rc = dev.tap.set_carrier(port->port.lower().carrier);
-  if (rc < 0) {
-    dev.tap.destroy();
-    return undo(-rc);
+  const std::string pattern = "umv" + config_.instance + "%d";
+  if (int rc = io::TapDevice::create(home_, pattern, &dio->tap, dataplane_.workers()); rc < 0) {
+    if (fresh) release_namespace(fresh->lower_ns_inode);
+    return failure(-rc);
   }
-
-  if (fresh) {
-    fresh->tag = std::make_unique<FdTag>(FdTag{FdTag::kLower, fresh.get(), core::kNoDevice});
-    watcher_.watch(fresh->lower.fd(), fresh->tag.get());
-    ports_.push_back(std::move(fresh));
-  }
-  auto [it, inserted] = port->devices.emplace(id, std::move(dev));
-  DeviceRuntime& live = it->second;
-  live.tag = std::make_unique<FdTag>(FdTag{FdTag::kTap, port, id});
-  watcher_.watch(live.tap.fd(), live.tag.get());
-  if (req.up.value_or(false)) {
-    core::DeviceChange c;
-    c.up = true;
-    if (core::Status s = port->port.change_device(id, c); !s.ok()) {
-      remove_device(*port, id, true);
-      remove_port_if_empty(*port);
-      return from_status(s);
+  auto undo = [&](int err, const std::string& why = {}) {
+    dio->tap.destroy();
+    if (fresh) release_namespace(fresh->lower_ns_inode);
+    save();
+    return kernel_refused(err, why);
+  };
+  // A crash from here on leaves a TAP the next start must find: say so first.
+  {
+    State journal = snapshot();
+    DeviceRecord pending;
+    pending.name = req.name;
+    pending.netns = here;
+    pending.mode = next.device(id)->mode;
+    pending.pending_tap = dio->tap.name();
+    if (fresh) {
+      PortRecord pr;
+      pr.lower_name = lower.name;
+      pr.lower_ifindex = lower.ifindex;
+      pr.lower_netns = here;
+      pr.lower_perm_mac = next.lower_perm_mac();
+      pr.devices.push_back(pending);
+      journal.ports.push_back(pr);
+    } else {
+      for (std::size_t i = 0; i < ports_.size(); ++i) {
+        if (ports_[i].get() == port) journal.ports[i].devices.push_back(pending);
+      }
     }
+    std::string error;
+    if (!config_.state_path.empty() && save_state(config_.state_path, journal, &error) < 0)
+      spdlog::warn("state: {}", error);
   }
-  apply_device(*port, live);
-  apply_lower_filter(*port);
+  if (int rc = dio->tap.move_to(caller, req.name); rc < 0) return undo(rc);
+  Device dev;
+  dev.id = id;
+  dev.ns_inode = here;
+  dev.ifindex = dio->tap.ifindex();
+  dev.name = req.name;
+  dev.pinned_ns = home_inode_;
+  dev.io = dio;
+  dio->tap.set_carrier(next.lower().carrier);
+  std::string why;
+  if (int rc = apply_device(*next.device(id), dev, nullptr, &why); rc < 0) return undo(rc, why);
+
+  // Commit.
+  p.core = std::move(next);
+  mark(p);
+  p.devices.emplace(id, std::move(dev));
+  if (fresh) ports_.push_back(std::move(fresh));
+  apply_lower_filter(p);
+  save();
+  publish();
   return Reply{};
 }
 
 control::Reply LinkService::set(const control::LinkRequest& req, const io::NetnsFd& caller,
-                                io::RtNetlink& rtnl) {
+                                int32_t nsid) {
   Reply err;
-  Found f = find_by_name(caller, rtnl, req.name, &err);
+  Found f = find_by_name(caller.inode(), nsid, req.name, &err);
   if (f.dev == nullptr) return err;
+  Port& port = *f.port;
+  Device& dev = *f.dev;
   core::DeviceChange c;
   c.mode = req.mode;
   c.flags = req.flags;
   c.bcqueuelen = req.bcqueuelen;
   c.bclim = req.bclim;
-  c.macaddr = source_change(req);
+  c.macaddr = core::SourceListChange{req.macaddr_mode, req.macaddrs};
+  c.spoofchk = req.spoofchk;
   c.address = req.address;
   c.mtu = req.mtu;
   c.up = req.up;
-  const core::Device* before = f.port->port.device(f.dev->id);
-  const bool passthru_addr = req.address && before->mode == core::Mode::kPassthru;
-  if (core::Status s = f.port->port.change_device(f.dev->id, c); !s.ok()) return from_status(s);
+  const bool passthru_addr = req.address && port.core.device(dev.id)->mode == core::Mode::kPassthru;
+
+  core::Port next = port.core;
+  if (core::Status s = next.change_device(dev.id, c); !s.ok()) return from_status(s);
+  io::LinkChange undo;
+  std::string why;
+  if (int rc = apply_device(*next.device(dev.id), dev, &undo, &why); rc < 0)
+    return kernel_refused(rc, why);
   if (passthru_addr) {
     // Setting the passthru device's address sets the lower's.
     io::LinkChange lc;
     lc.mac = to_bytes(*req.address);
-    f.port->lower_rtnl.set_link(f.port->lower_ifindex, lc);
+    std::string why;
+    if (int rc = set_link_in(port.lower_ns, port.lower_ifindex, lc, &why); rc < 0) {
+      set_link_in(dev.io->tap.current_netns(), dev.ifindex, undo, nullptr);
+      return kernel_refused(rc, why);
+    }
   }
-  apply_device(*f.port, *f.dev);
-  apply_lower_filter(*f.port);
+  port.core = std::move(next);
+  mark(port);
+  apply_lower_filter(port);
+  save();
+  publish();
   return Reply{};
 }
 
 control::Reply LinkService::del(const control::LinkRequest& req, const io::NetnsFd& caller,
-                                io::RtNetlink& rtnl) {
+                                int32_t nsid) {
   Reply err;
-  Found f = find_by_name(caller, rtnl, req.name, &err);
+  Found f = find_by_name(caller.inode(), nsid, req.name, &err);
   if (f.dev == nullptr) return err;
-  PortRuntime& port = *f.port;
+  Port& port = *f.port;
   remove_device(port, f.dev->id, true);
   remove_port_if_empty(port);
+  save();
   return Reply{};
 }
 
 control::Reply LinkService::show(const control::LinkRequest& req, const io::NetnsFd& caller,
-                                 io::RtNetlink& rtnl) {
+                                 int32_t nsid) {
   const ino_t here = caller.inode();
   Reply r;
   if (!req.name.empty()) {
     io::LinkInfo li;
-    if (rtnl.get_link(req.name, &li) != 0)
+    if (rtnl_.get_link(req.name, &li, nsid) != 0)
       return failure(ENODEV, "Device \"" + req.name + "\" does not exist.");
   }
   std::vector<std::pair<int, nlohmann::json>> rows;
@@ -277,11 +580,10 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
       if (d.ns_inode != here) continue;
       if (!req.name.empty() && d.name != req.name) continue;
       io::LinkInfo li;
-      if (rtnl.get_link(d.ifindex, &li) != 0) continue;
-      std::string lower_name;
-      if (p->lower_ns_inode == here) lower_name = p->lower_name;
-      rows.emplace_back(li.ifindex,
-                        link_json(li, lower_name, p->lower_ifindex, *p->port.device(id), p->port));
+      if (rtnl_.get_link(d.ifindex, &li, nsid) != 0) continue;
+      const std::string lower_name = p->lower_ns_inode == here ? p->lower_name : std::string();
+      rows.emplace_back(li.ifindex, link_json(li, lower_name, p->lower_ifindex, *p->core.device(id),
+                                              p->core, Dataplane::device_counters(*d.io)));
     }
   }
   std::sort(rows.begin(), rows.end(),
@@ -290,47 +592,92 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
   return r;
 }
 
-void LinkService::remove_device(PortRuntime& port, core::DeviceId id, bool destroy_tap) {
-  auto it = port.devices.find(id);
-  if (it == port.devices.end()) return;
-  if (it->second.tap.valid()) {
-    watcher_.unwatch(it->second.tap.fd());
-    if (destroy_tap) it->second.tap.destroy();
+// ================================================================ kernel objects
+
+int LinkService::open_lower(Port& port, const io::NetnsFd& ns, int ifindex,
+                            const std::string& name) {
+  port.lower_ns = ns.dup();
+  port.lower_ns_inode = ns.inode();
+  port.lower_ifindex = ifindex;
+  port.lower_name = name;
+  hold_namespace(port.lower_ns_inode);
+  if (nsid_of(ns) == kNoNsid) return -EINVAL;
+  auto io = std::make_shared<PortIo>();
+  const std::size_t workers = dataplane_.workers();
+  for (std::size_t w = 0; w < workers; ++w) {
+    io::PacketLower ring;
+    io::PacketLower::Options o;
+    // Several workers share the lower's frames by flow.
+    if (workers > 1) o.fanout_group = static_cast<int>((::getpid() * 131 + port.serial) & 0xffff);
+    if (int rc = io::PacketLower::open(ns, ifindex, &ring, o); rc < 0) return rc;
+    io->rings.push_back(std::move(ring));
   }
-  port.devices.erase(it);
-  port.port.remove_device(id);
-  apply_lower_filter(port);
-}
-
-void LinkService::remove_port_if_empty(PortRuntime& port) {
-  if (!port.devices.empty()) return;
-  if (port.port.passthru() || port.port.lower().mac != port.port.lower_perm_mac()) {
-    // The lower gets the MAC it had before a passthru device took it over.
-    io::LinkChange lc;
-    lc.mac = to_bytes(port.port.lower_perm_mac());
-    port.lower_rtnl.set_link(port.lower_ifindex, lc);
+  io::PacketLower filters;
+  if (int rc = io::PacketLower::open(ns, ifindex, &filters, io::PacketLower::Options{false, -1});
+      rc < 0)
+    return rc;
+  port.filters = std::move(filters);
+  port.applied = core::LowerFilter{};
+  port.io = std::move(io);
+  const std::string table = "umacvlan_" + config_.instance + "_" + std::to_string(port.serial);
+  if (int rc = io::StackFilter::open(ns, table, name, &port.stack_filter); rc < 0) {
+    spdlog::warn("no nftables ingress filter on {} ({}): frames for devices also reach its stack",
+                 name, port.stack_filter.last_error());
   }
-  if (port.lower.fd() >= 0) watcher_.unwatch(port.lower.fd());
-  ports_.erase(
-      std::remove_if(ports_.begin(), ports_.end(), [&](const auto& p) { return p.get() == &port; }),
-      ports_.end());
+  return 0;
 }
 
-void LinkService::device_failed(PortRuntime& port, core::DeviceId id) {
-  remove_device(port, id, false);
-  remove_port_if_empty(port);
-}
-
-void LinkService::remove_all() {
-  while (!ports_.empty()) {
-    PortRuntime& p = *ports_.back();
-    while (!p.devices.empty()) remove_device(p, p.devices.begin()->first, true);
-    remove_port_if_empty(p);
+int LinkService::set_link_in(const io::NetnsFd& ns, int ifindex, const io::LinkChange& c,
+                             std::string* why) {
+  int rc;
+  if (ns.valid() && ns.inode() == home_inode_) {
+    rc = rtnl_.set_link(ifindex, c);
+    if (why != nullptr) *why = rtnl_.last_error();
+    return rc;
   }
+  io::RtNetlink there;
+  rc = io::RtNetlink::open(ns, &there);
+  if (rc == 0) rc = there.set_link(ifindex, c);
+  if (why != nullptr) *why = there.last_error();
+  return rc;
 }
 
-void LinkService::apply_lower_filter(PortRuntime& port) {
-  const core::LowerFilter want = port.port.lower_filter();
+int LinkService::apply_device(const core::Device& want, Device& dev, io::LinkChange* undo,
+                              std::string* why) {
+  const int32_t nsid = nsid_of_inode(dev.ns_inode);
+  io::LinkInfo li;
+  if (int rc = rtnl_.get_link(dev.ifindex, &li, nsid); rc < 0) return rc;
+  io::LinkChange c;
+  io::LinkChange back;
+  if (from_bytes(li.mac) != want.mac) {
+    c.mac = to_bytes(want.mac);
+    back.mac = li.mac;
+  }
+  if (li.mtu != want.mtu) {
+    c.mtu = want.mtu;
+    back.mtu = li.mtu;
+  }
+  if (((li.flags & IFF_UP) != 0) != want.up) {
+    c.up = want.up;
+    back.up = !want.up;
+  }
+  if (!c.mac && !c.mtu && !c.up) return 0;
+  // Changes need a socket inside the device's namespace (netlink.h).
+  const io::NetnsFd ns = dev.io->tap.current_netns();
+  if (!ns.valid()) return errno == EBADFD ? -ENODEV : -errno;
+  if (ns.inode() != dev.ns_inode) return -ENODEV;  // moving: its events follow
+  const int rc = set_link_in(ns, dev.ifindex, c, why);
+  if (rc == 0 && undo != nullptr) *undo = back;
+  return rc;
+}
+
+int LinkService::apply_device(Port& port, Device& dev) {
+  const core::Device* d = port.core.device(dev.id);
+  return d == nullptr ? 0 : apply_device(*d, dev);
+}
+
+void LinkService::apply_lower_filter(Port& port) {
+  const core::LowerFilter want = port.core.lower_filter();
   core::LowerFilter& have = port.applied;
   if (want == have) return;
   auto diff = [](const std::vector<core::MacAddress>& a, const std::vector<core::MacAddress>& b) {
@@ -338,72 +685,152 @@ void LinkService::apply_lower_filter(PortRuntime& port) {
     std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
     return out;
   };
-  for (const auto& m : diff(have.unicast, want.unicast)) port.lower.del_unicast(to_bytes(m));
-  for (const auto& m : diff(want.unicast, have.unicast)) port.lower.add_unicast(to_bytes(m));
-  for (const auto& m : diff(have.multicast, want.multicast)) port.lower.del_multicast(to_bytes(m));
-  for (const auto& m : diff(want.multicast, have.multicast)) port.lower.add_multicast(to_bytes(m));
-  if (want.promisc != have.promisc) port.lower.set_promisc(want.promisc);
-  if (want.allmulti != have.allmulti) port.lower.set_allmulti(want.allmulti);
-  io::StackFilterRules rules;
-  for (const auto& m : want.consumed_sources) rules.sources.push_back(to_bytes(m));
-  for (const auto& m : want.consumed_destinations) rules.destinations.push_back(to_bytes(m));
-  for (const auto& m : want.consumed_multicast_sources)
-    rules.multicast_sources.push_back(to_bytes(m));
-  rules.all_unicast = want.consumed_unicast;
-  if (port.stack_filter.valid() && port.stack_filter.apply(rules) < 0)
+  io::PacketLower& f = port.filters;
+  for (const auto& m : diff(have.unicast, want.unicast)) f.del_unicast(to_bytes(m));
+  for (const auto& m : diff(want.unicast, have.unicast)) f.add_unicast(to_bytes(m));
+  for (const auto& m : diff(have.multicast, want.multicast)) f.del_multicast(to_bytes(m));
+  for (const auto& m : diff(want.multicast, have.multicast)) f.add_multicast(to_bytes(m));
+  if (want.promisc != have.promisc) f.set_promisc(want.promisc);
+  if (want.allmulti != have.allmulti) f.set_allmulti(want.allmulti);
+  if (port.stack_filter.valid() && port.stack_filter.apply(stack_rules(want)) < 0)
     spdlog::warn("nftables: {}", port.stack_filter.last_error());
   have = want;
 }
 
-void LinkService::apply_device(PortRuntime& port, DeviceRuntime& dev) {
-  const core::Device* d = port.port.device(dev.id);
-  if (d == nullptr) return;
-  io::NetnsFd ns = dev.tap.current_netns();
-  io::RtNetlink rtnl;
-  if (!ns.valid() || io::RtNetlink::open(ns, &rtnl) < 0) return;
-  io::LinkInfo li;
-  if (rtnl.get_link(dev.ifindex, &li) != 0) return;
-  io::LinkChange c;
-  if (from_bytes(li.mac) != d->mac) c.mac = to_bytes(d->mac);
-  if (li.mtu != d->mtu) c.mtu = d->mtu;
-  if (((li.flags & IFF_UP) != 0) != d->up) c.up = d->up;
-  if (c.mac || c.mtu || c.up) rtnl.set_link(dev.ifindex, c);
+void LinkService::set_carriers(Port& port) {
+  for (auto& [id, d] : port.devices) d.io->tap.set_carrier(port.core.lower().carrier);
 }
 
-bool LinkService::resync_device(PortRuntime& port, DeviceRuntime& dev) {
-  io::NetnsFd ns = dev.tap.current_netns();
-  if (!ns.valid()) return false;
-  io::RtNetlink rtnl;
-  if (io::RtNetlink::open(ns, &rtnl) < 0) return false;
-  std::string name;
-  if (dev.tap.current_name(&name) != 0) return false;
-  io::LinkInfo li;
-  if (rtnl.get_link(name, &li) != 0) return false;
-  dev.ns_inode = ns.inode();
-  dev.name = name;
-  dev.ifindex = li.ifindex;
+// ================================================================ events
 
-  const core::Device* d = port.port.device(dev.id);
+void LinkService::process_events() {
+  std::vector<io::LinkEvent> events;
+  const int rc = monitor_.read_events(&events);
+  bool moved = false;
+  std::set<ino_t> multicast;
+  std::set<std::pair<ino_t, int>> changed_devices, changed_lowers;
+  for (const io::LinkEvent& e : events) {
+    const ino_t ns = inode_of_nsid(e.nsid);
+    if (ns == 0) continue;  // a namespace we hold nothing in
+    if (e.multicast) {
+      multicast.insert(ns);
+      continue;
+    }
+    if (e.deleted && e.link.ifindex == 0) {
+      // That namespace died, and with it every device in it.
+      spdlog::info("a network namespace (id {}) is gone, and the devices in it", e.nsid);
+      id_by_ns_.erase(ns);
+      ns_by_id_.erase(e.nsid);
+      for (std::size_t i = 0; i < ports_.size();) {
+        Port& p = *ports_[i];
+        std::vector<core::DeviceId> gone;
+        for (auto& [id, d] : p.devices) {
+          if (d.ns_inode == ns) gone.push_back(id);
+        }
+        for (core::DeviceId id : gone) remove_device(p, id, false);
+        const bool empty = p.devices.empty();
+        if (empty) {
+          remove_port_if_empty(p);
+          continue;
+        }
+        ++i;
+      }
+      moved = true;
+      continue;
+    }
+    // An event says what was true when it was sent; what we did since (a
+    // request) may have changed it again. Deletions are acted on now; for
+    // the rest, the device or lower is read afresh once, after the batch.
+    if (Found f = find_device(ns, e.link.ifindex); f.dev != nullptr) {
+      if (e.deleted) {
+        relocate_device(*f.port, *f.dev);
+        moved = true;
+      } else {
+        changed_devices.emplace(ns, e.link.ifindex);
+      }
+      continue;
+    }
+    if (Port* p = find_lower(ns, e.link.ifindex)) {
+      if (!e.deleted) {
+        changed_lowers.emplace(ns, e.link.ifindex);
+      } else if (e.link.new_netnsid >= 0) {
+        follow_lower(*p, e.link);
+      } else {
+        spdlog::info("lower {} deleted: removing its {} device(s)", p->lower_name,
+                     p->devices.size());
+        remove_port(*p, true);
+      }
+      moved = true;
+    }
+  }
+  for (const auto& [ns, ifindex] : changed_devices) {
+    Found f = find_device(ns, ifindex);
+    if (f.dev == nullptr) continue;
+    io::LinkInfo li;
+    if (rtnl_.get_link(ifindex, &li, nsid_of_inode(ns)) != 0) {
+      relocate_device(*f.port, *f.dev);
+      moved = true;
+      continue;
+    }
+    if (li.name != f.dev->name) moved = true;
+    sync_device(*f.port, *f.dev, li);
+  }
+  for (const auto& [ns, ifindex] : changed_lowers) {
+    Port* p = find_lower(ns, ifindex);
+    io::LinkInfo li;
+    if (p != nullptr && rtnl_.get_link(ifindex, &li, nsid_of_inode(ns)) == 0) sync_lower(*p, li);
+  }
+  if (rc == -ENOBUFS) {
+    // Events were lost: look at everything once.
+    spdlog::warn("rtnetlink events lost; re-reading every device and lower");
+    for (std::size_t i = 0; i < ports_.size();) {
+      Port& p = *ports_[i];
+      io::LinkInfo li;
+      if (rtnl_.get_link(p.lower_ifindex, &li, nsid_of_inode(p.lower_ns_inode)) != 0) {
+        spdlog::warn("lower {} is gone: removing its {} device(s)", p.lower_name, p.devices.size());
+        remove_port(p, true);
+        continue;
+      }
+      sync_lower(p, li);
+      std::vector<core::DeviceId> ids;
+      for (auto& [id, d] : p.devices) ids.push_back(id);
+      for (core::DeviceId id : ids) {
+        auto it = p.devices.find(id);
+        if (it != p.devices.end()) relocate_device(p, it->second);
+      }
+      if (p.devices.empty()) {
+        remove_port_if_empty(p);
+        continue;
+      }
+      ++i;
+    }
+    moved = true;
+  }
+  if (!multicast.empty()) read_multicast(&multicast);
+  if (moved) save();
+  publish_if_changed();
+}
+
+void LinkService::sync_device(Port& port, Device& dev, const io::LinkInfo& li) {
+  dev.name = li.name;
+  dev.ifindex = li.ifindex;
+  const core::Device* d = port.core.device(dev.id);
+  if (d == nullptr) return;
   core::DeviceChange c;
   const bool up = (li.flags & IFF_UP) != 0;
   if (up != d->up) c.up = up;
-  if (from_bytes(li.mac) != d->mac) c.address = from_bytes(li.mac);
+  if (li.has_mac && from_bytes(li.mac) != d->mac) c.address = from_bytes(li.mac);
   if (li.mtu != d->mtu) c.mtu = li.mtu;
   if ((li.promiscuity > 0) != d->promisc) c.promisc = li.promiscuity > 0;
   if ((li.allmulti > 0) != d->allmulti) c.allmulti = li.allmulti > 0;
-  std::vector<io::MacBytes> groups;
-  if (up && io::read_dev_mcast(ns, li.ifindex, &groups) == 0) {
-    auto g = to_core(groups);
-    if (g != d->multicast) c.multicast = std::move(g);
-  }
-  if (up && li.operstate == IF_OPER_UNKNOWN && port.port.lower().carrier) {
+  if (up && li.operstate == IF_OPER_UNKNOWN && port.core.lower().carrier) {
     // A TAP never reports an operstate of its own; a macvlan says UP.
     io::LinkChange oper;
     oper.operstate = IF_OPER_UP;
-    rtnl.set_link(li.ifindex, oper);
+    set_link_in(dev.io->tap.current_netns(), li.ifindex, oper, nullptr);
   }
-  if (!c.up && !c.address && !c.mtu && !c.promisc && !c.allmulti && !c.multicast) return true;
-  if (!port.port.change_device(dev.id, c).ok()) {
+  if (!c.up && !c.address && !c.mtu && !c.promisc && !c.allmulti) return;
+  if (core::Status s = port.core.change_device(dev.id, c); !s.ok()) {
     // Part of it is what the kernel's macvlan would have refused (say, up
     // with a MAC in use): take each part alone, then put the TAP back the
     // way the core has it.
@@ -411,61 +838,350 @@ bool LinkService::resync_device(PortRuntime& port, DeviceRuntime& dev) {
     rest.up.reset();
     rest.address.reset();
     rest.mtu.reset();
-    (void)port.port.change_device(dev.id, rest);
+    (void)port.core.change_device(dev.id, rest);
     core::DeviceChange a, m, u;
     a.address = c.address;
     m.mtu = c.mtu;
     u.up = c.up;
     for (const core::DeviceChange* part : {&a, &m, &u})
-      (void)port.port.change_device(dev.id, *part);
+      (void)port.core.change_device(dev.id, *part);
     apply_device(port, dev);
   }
-  return true;
+  mark(port);
+  apply_lower_filter(port);
 }
 
-bool LinkService::resync_lower(PortRuntime& port) {
+void LinkService::relocate_device(Port& port, Device& dev) {
+  const core::DeviceId id = dev.id;
+  io::NetnsFd ns = dev.io->tap.current_netns();
+  const int err = ns.valid() ? 0 : errno;
+  if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+    // We cannot look now; that says nothing about the device.
+    spdlog::warn("device {}: cannot look where it is ({}); trying again later", dev.name,
+                 std::strerror(err));
+    return;
+  }
+  std::string name;
   io::LinkInfo li;
-  if (port.lower_rtnl.get_link(port.lower_ifindex, &li) != 0) return false;
-  core::Port& p = port.port;
-  port.lower_name = li.name;
+  int32_t nsid = kNoNsid;
+  if (ns.valid() && dev.io->tap.current_name(&name) == 0) nsid = nsid_of(ns);
+  if (nsid == kNoNsid || rtnl_.get_link(name, &li, nsid) != 0) {
+    // Deleted, or its namespace was.
+    spdlog::info("device {} is gone", dev.name);
+    remove_device(port, id, false);
+    remove_port_if_empty(port);
+    return;
+  }
+  dev.ns_inode = ns.inode();
+  sync_device(port, dev, li);
+}
+
+void LinkService::sync_lower(Port& port, const io::LinkInfo& li) {
+  core::Port& p = port.core;
+  if (li.name != port.lower_name) {
+    // The ingress chain hooks the lower by name: hook it again.
+    port.lower_name = li.name;
+    io::StackFilter renamed;
+    if (io::StackFilter::open(port.lower_ns, port.stack_filter.table(), li.name, &renamed) == 0) {
+      port.stack_filter = std::move(renamed);
+      port.stack_filter.apply(stack_rules(port.applied));
+    }
+  }
+  bool changed = false;
   if (li.mtu != p.lower().mtu) {
     p.lower_mtu_changed(li.mtu);
     for (auto& [id, d] : port.devices) apply_device(port, d);
+    changed = true;
   }
   const bool carrier = (li.flags & IFF_LOWER_UP) != 0;
   if (carrier != p.lower().carrier) {
     p.lower_carrier_changed(carrier);
-    for (auto& [id, d] : port.devices) d.tap.set_carrier(carrier);
+    set_carriers(port);
+    changed = true;
   }
   if (li.has_mac && from_bytes(li.mac) != p.lower().mac) {
     p.lower_mac_changed(from_bytes(li.mac));
     for (auto& [id, d] : port.devices) apply_device(port, d);
+    changed = true;
   }
-  p.lower_flags_changed(li.promiscuity > 0, li.allmulti > 0);
-  return true;
+  if ((li.promiscuity > 0) != p.lower().promisc || (li.allmulti > 0) != p.lower().allmulti) {
+    p.lower_flags_changed(li.promiscuity > 0, li.allmulti > 0);
+    changed = true;
+  }
+  if (changed) mark(port);
+  apply_lower_filter(port);
 }
 
-void LinkService::resync() {
-  for (std::size_t i = 0; i < ports_.size();) {
-    PortRuntime& port = *ports_[i];
-    if (!resync_lower(port)) {
-      // The lower is gone: so are its devices.
-      while (!port.devices.empty()) remove_device(port, port.devices.begin()->first, true);
-      remove_port_if_empty(port);
-      continue;
+void LinkService::follow_lower(Port& port, const io::LinkInfo& gone) {
+  const int32_t old_id = nsid_of_inode(port.lower_ns_inode);
+  io::NetnsFd target;
+  for (io::NetnsFd& ns : io::all_netns()) {
+    if (ns.inode() == port.lower_ns_inode) continue;
+    int32_t id = kNoNsid;
+    if (rtnl_.find_nsid(ns, &id, old_id) == 0 && id == gone.new_netnsid) {
+      target = std::move(ns);
+      break;
     }
-    std::vector<core::DeviceId> gone;
-    for (auto& [id, d] : port.devices) {
-      if (!resync_device(port, d)) gone.push_back(id);
-    }
-    for (core::DeviceId id : gone) remove_device(port, id, true);
-    apply_lower_filter(port);
-    if (port.devices.empty()) {
-      remove_port_if_empty(port);
-      continue;
-    }
-    ++i;
   }
+  io::LinkInfo li;
+  const int32_t new_id = target.valid() ? nsid_of(target) : kNoNsid;
+  if (new_id == kNoNsid || rtnl_.get_link(gone.new_ifindex, &li, new_id) != 0) {
+    spdlog::warn("lower {} moved to a namespace umacvlan cannot find; removing its {} device(s)",
+                 port.lower_name, port.devices.size());
+    remove_port(port, true);
+    return;
+  }
+  spdlog::info("lower {} moved to another namespace (ifindex {}); the port follows it",
+               port.lower_name, li.ifindex);
+  // The old sockets go with the old view; the new ones come with the next.
+  const ino_t old_ns = port.lower_ns_inode;
+  port.stack_filter.remove();
+  if (int rc = open_lower(port, target, li.ifindex, li.name); rc < 0) {
+    spdlog::warn("lower {}: cannot attach in its new namespace ({}); removing its devices", li.name,
+                 std::strerror(-rc));
+    release_namespace(old_ns);
+    remove_port(port, true);
+    return;
+  }
+  release_namespace(old_ns);
+  mark(port);
+  sync_lower(port, li);
+}
+
+void LinkService::apply_multicast(Port& port, Device& dev,
+                                  const std::vector<io::MacBytes>& groups) {
+  const core::Device* d = port.core.device(dev.id);
+  if (d == nullptr || !d->up) return;
+  std::vector<core::MacAddress> g = to_core(groups);
+  if (g == d->multicast) return;
+  core::DeviceChange c;
+  c.multicast = std::move(g);
+  if (port.core.change_device(dev.id, c).ok()) {
+    mark(port);
+    apply_lower_filter(port);
+  }
+}
+
+void LinkService::poll_multicast() {
+  read_multicast(nullptr);
+  publish_if_changed();
+}
+
+void LinkService::read_multicast(const std::set<ino_t>* only) {
+  // One read per namespace that holds an up device.
+  std::map<ino_t, std::vector<std::pair<Port*, Device*>>> by_ns;
+  for (auto& p : ports_) {
+    for (auto& [id, d] : p->devices) {
+      const core::Device* cd = p->core.device(id);
+      if (only != nullptr && only->count(d.ns_inode) == 0) continue;
+      if (cd != nullptr && cd->up) by_ns[d.ns_inode].emplace_back(p.get(), &d);
+    }
+  }
+  for (auto& [inode, devs] : by_ns) {
+    io::NetnsFd ns = devs.front().second->io->tap.current_netns();
+    if (!ns.valid() || ns.inode() != inode) continue;  // moving: its events will tell
+    std::map<int, std::vector<io::MacBytes>> groups;
+    if (io::read_dev_mcast_all(ns, &groups) < 0) continue;
+    static const std::vector<io::MacBytes> kNone;
+    for (auto [p, d] : devs) {
+      auto it = groups.find(d->ifindex);
+      apply_multicast(*p, *d, it == groups.end() ? kNone : it->second);
+    }
+  }
+}
+
+// ================================================================ faults
+
+void LinkService::on_orphaned(const std::vector<ino_t>& namespaces) {
+  for (ino_t inode : namespaces) {
+    for (std::size_t i = 0; i < ports_.size();) {
+      Port& p = *ports_[i];
+      if (p.lower_ns_inode == inode) {
+        spdlog::info("the namespace of lower {} is gone: removing its {} device(s)", p.lower_name,
+                     p.devices.size());
+        remove_port(p, true);
+        continue;
+      }
+      std::vector<core::DeviceId> doomed, rehome;
+      for (auto& [id, d] : p.devices) {
+        if (d.pinned_ns != inode) continue;
+        (d.ns_inode == inode ? doomed : rehome).push_back(id);
+      }
+      for (core::DeviceId id : doomed) {
+        spdlog::info("the namespace of device {} is gone: removing it", p.devices[id].name);
+        remove_device(p, id, true);
+      }
+      for (core::DeviceId id : rehome) {
+        // It moved on since it was re-adopted: attach from where it is now
+        // and let go of the dead namespace.
+        Device& d = p.devices[id];
+        io::NetnsFd now = d.io->tap.current_netns();
+        auto fresh = std::make_shared<DeviceIo>();
+        fresh->id = id;
+        fresh->counters = d.io->counters;
+        if (!now.valid() ||
+            io::TapDevice::open(now, d.name, &fresh->tap, dataplane_.workers(), true) < 0) {
+          remove_device(p, id, false);
+          continue;
+        }
+        fresh->tap.set_carrier(p.core.lower().carrier);
+        release_namespace(d.pinned_ns);
+        d.pinned_ns = now.inode();
+        hold_namespace(d.pinned_ns);
+        d.io = std::move(fresh);
+        mark(p);
+      }
+      if (p.devices.empty()) {
+        remove_port_if_empty(p);
+        continue;
+      }
+      ++i;
+    }
+    // Whatever still held it is gone now.
+    holds_.erase(inode);
+    watch_.unwatch(inode);
+  }
+  save();
+  publish_if_changed();
+}
+
+void LinkService::on_notices(const std::vector<Notice>& notices) {
+  for (const Notice& n : notices) {
+    Port* port = find_port_by_io(n.port);
+    if (port == nullptr) continue;  // already gone
+    if (n.kind == Notice::kTapFailed) {
+      auto it = port->devices.find(n.device);
+      if (it != port->devices.end()) relocate_device(*port, it->second);
+      continue;
+    }
+    // The lower went down, away or to another namespace. Only rtnetlink
+    // tells which (its event may come after the socket's error): the events
+    // decide about the port; here only its state is read again.
+    io::LinkInfo li;
+    if (rtnl_.get_link(port->lower_ifindex, &li, nsid_of_inode(port->lower_ns_inode)) == 0)
+      sync_lower(*port, li);
+  }
+  save();
+  publish_if_changed();
+}
+
+// ================================================================ removal
+
+void LinkService::remove_device(Port& port, core::DeviceId id, bool destroy_tap) {
+  auto it = port.devices.find(id);
+  if (it == port.devices.end()) return;
+  std::shared_ptr<DeviceIo> io = std::move(it->second.io);
+  release_namespace(it->second.pinned_ns);
+  port.devices.erase(it);
+  port.core.remove_device(id);
+  mark(port);
+  apply_lower_filter(port);
+  const std::uint64_t v = publish();
+  // Only once no worker reads its fds any more may they close under us.
+  const bool released = dataplane_.wait_for(v, kReleaseTimeoutMs);
+  if (!destroy_tap) return;
+  if (released) {
+    io->tap.destroy();
+  } else {
+    io->tap.set_persist(false);  // gone when the last worker lets go
+  }
+}
+
+void LinkService::remove_port(Port& port, bool destroy_taps) {
+  auto it =
+      std::find_if(ports_.begin(), ports_.end(), [&](const auto& p) { return p.get() == &port; });
+  if (it == ports_.end()) return;
+  std::unique_ptr<Port> doomed = std::move(*it);
+  ports_.erase(it);
+  dirty_ = true;
+  const std::uint64_t v = publish();
+  const bool released = dataplane_.wait_for(v, kReleaseTimeoutMs);
+  for (auto& [id, d] : doomed->devices) {
+    release_namespace(d.pinned_ns);
+    if (!destroy_taps) continue;
+    if (released) {
+      d.io->tap.destroy();
+    } else {
+      d.io->tap.set_persist(false);
+    }
+  }
+  if (doomed->core.lower().mac != doomed->core.lower_perm_mac()) {
+    // The lower gets the MAC it had before a passthru device took it over.
+    io::LinkChange lc;
+    lc.mac = to_bytes(doomed->core.lower_perm_mac());
+    set_link_in(doomed->lower_ns, doomed->lower_ifindex, lc, nullptr);
+  }
+  release_namespace(doomed->lower_ns_inode);
+  // Its sockets, nftables table and namespace fd close with it.
+}
+
+void LinkService::remove_port_if_empty(Port& port) {
+  if (port.devices.empty()) remove_port(port, false);
+}
+
+void LinkService::remove_everything() {
+  while (!ports_.empty()) remove_port(*ports_.back(), true);
+  if (!config_.state_path.empty()) ::unlink(config_.state_path.c_str());
+}
+
+// ================================================================ state, view
+
+State LinkService::snapshot() const {
+  State s;
+  for (const auto& p : ports_) {
+    PortRecord pr;
+    pr.lower_name = p->lower_name;
+    pr.lower_ifindex = p->lower_ifindex;
+    pr.lower_netns = p->lower_ns_inode;
+    pr.lower_perm_mac = p->core.lower_perm_mac();
+    pr.bclim = p->core.bclim();
+    for (const auto& [id, d] : p->devices) {
+      const core::Device* cd = p->core.device(id);
+      if (cd == nullptr) continue;
+      DeviceRecord dr;
+      dr.name = d.name;
+      dr.ifindex = d.ifindex;
+      dr.netns = d.ns_inode;
+      dr.mac = cd->mac;
+      dr.mode = cd->mode;
+      dr.flags = cd->flags;
+      dr.bcqueuelen = cd->bcqueuelen;
+      dr.sources = cd->sources;
+      dr.spoofchk = cd->spoofchk;
+      dr.mtu = cd->mtu;
+      dr.up = cd->up;
+      pr.devices.push_back(std::move(dr));
+    }
+    s.ports.push_back(std::move(pr));
+  }
+  return s;
+}
+
+void LinkService::save() {
+  if (config_.state_path.empty()) return;
+  std::string error;
+  if (save_state(config_.state_path, snapshot(), &error) < 0) spdlog::warn("state: {}", error);
+}
+
+void LinkService::publish_if_changed() {
+  if (dirty_) publish();
+}
+
+std::uint64_t LinkService::publish() {
+  dirty_ = false;
+  auto view = std::make_shared<DataplaneView>();
+  for (auto& p : ports_) {
+    if (p->published == nullptr) p->published = std::make_shared<const core::Port>(p->core);
+    PortView pv;
+    pv.port = p->published;
+    pv.io = p->io;
+    pv.devices.resize(p->core.slot_count());
+    for (auto& [id, d] : p->devices) {
+      if (id < pv.devices.size()) pv.devices[id] = d.io;
+    }
+    view->ports.push_back(std::move(pv));
+  }
+  return dataplane_.publish(std::move(view));
 }
 
 }  // namespace umacvlan::daemon

@@ -1,86 +1,194 @@
 // LinkService: the control path. Turns `link add/set/del/show` requests into
 // core::Port decisions and then into kernel objects (TAP devices, AF_PACKET
-// sockets), and keeps the ports in step with what users do to the devices
-// and lowers with plain `ip`.
+// sockets, nftables sets), keeps the ports in step with what users do to the
+// devices and lowers with plain `ip`, and hands every change to the data path
+// as a newly published view.
 //
 // Contract
-// - handle() validates a request whole — names resolved in the caller's
-//   namespace, then the core's rules — before it changes anything; a refused
-//   request returns the errno and sentence of the kernel's answer and leaves
-//   every port, device and kernel object as it was.
-// - resync() reads the kernel's view of every device (wherever it lives now)
-//   and every lower, and applies it: up/down, address, MTU, promisc/allmulti,
-//   multicast lists; devices that vanished (deleted, or their namespace
-//   deleted) leave their port; a deleted lower takes its devices with it;
-//   lower MTU and carrier changes reach the devices. A change the kernel's
-//   macvlan would have refused (e.g. `ip link set X up` with a MAC in use) is
-//   reverted on the TAP.
-// - Owns the ports. Tells the event loop which fds to watch through the
-//   FdWatcher it is given; never blocks on the data path.
+// - handle() validates a request whole (names resolved in the caller's
+//   namespace, then the core's rules on a copy of the port) before it
+//   changes anything, then changes the kernel, and commits the copy only if
+//   the kernel agreed: a refused request, by the core or by the kernel,
+//   returns the errno and sentence and leaves every port, device and kernel
+//   object as it was.
+// - Event-driven: on_link_events() applies what rtnetlink reports (the
+//   monitor listens in every namespace that holds a device or a lower: each
+//   gets an id here), at a cost that follows the events, not the number of
+//   devices. Device moved to another namespace, renamed, up/down, address,
+//   MTU, promisc/allmulti; lower MTU, carrier, address, renamed, moved to
+//   another namespace (the port follows it, as the kernel's does), deleted
+//   (its devices go). A change the kernel's macvlan would have refused
+//   (`ip link set X up` with a MAC in use) is undone on the TAP.
+//   poll_multicast() reads link-layer multicast lists, which raise no event,
+//   once per namespace that holds an up device.
+// - Lifetime: devices outlive the daemon. Every change is saved in the state
+//   file before it is acknowledged; start() re-adopts what the file names
+//   (see state_store.h) and cleans up what a crashed run left half made.
+//   The daemon's references in other namespaces (a lower's sockets, a
+//   re-adopted TAP) are reported to the NetnsWatch; on_orphaned() drops
+//   them when nobody else holds the namespace, as the kernel would have
+//   destroyed it with the lower or the devices in it.
+// - Owns the ports. Never blocks on the data path; only `link del` and port
+//   removal wait (bounded) for the workers to let go of a device.
 #pragma once
 
-#include <functional>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
-#include "daemon/control_protocol.h"
-#include "daemon/runtime.h"
+#include "control/control_protocol.h"
+#include "core/port.h"
+#include "daemon/dataplane.h"
+#include "daemon/state_store.h"
+#include "io/netlink.h"
 #include "io/netns.h"
+#include "io/netns_watch.h"
+#include "io/packet_lower.h"
+#include "io/stack_filter.h"
 
 namespace umacvlan::daemon {
 
-class FdWatcher {
- public:
-  virtual ~FdWatcher() = default;
-  virtual void watch(int fd, FdTag* tag) = 0;
-  virtual void unwatch(int fd) = 0;
+struct LinkServiceConfig {
+  std::string state_path;  // empty: no state file (tests)
+  // Names this daemon's leftovers: nftables tables umacvlan_<instance>_N,
+  // half-made TAPs umv<instance>N.
+  std::string instance;
+  core::PortLimits limits;
 };
 
 class LinkService {
  public:
-  explicit LinkService(FdWatcher& watcher);
+  LinkService(LinkServiceConfig config, Dataplane& dataplane, io::NetnsWatch& watch);
   ~LinkService();
 
+  // Opens the netlink sockets, re-adopts what the state file names and
+  // cleans up leftovers; publishes the first view. 0 or -errno.
+  int start();
+
   control::Reply handle(const control::LinkRequest& req, const io::NetnsFd& caller);
-  void resync();
-  // A device's TAP reported an error: drop it from its port.
-  void device_failed(PortRuntime& port, core::DeviceId id);
-  // Removes every device (daemon shutdown).
-  void remove_all();
+
+  // The rtnetlink monitor, for the caller's epoll; process_events() reads it.
+  int monitor_fd() const { return monitor_.fd(); }
+  void process_events();
+  void poll_multicast();
+  void on_orphaned(const std::vector<ino_t>& namespaces);
+  void on_notices(const std::vector<Notice>& notices);
+
+  // Removes every device and port and the state file (`daemon --cleanup`).
+  void remove_everything();
 
   std::size_t device_count() const;
-  const std::vector<std::unique_ptr<PortRuntime>>& ports() const { return ports_; }
+  std::size_t port_count() const { return ports_.size(); }
 
  private:
-  struct Found {
-    PortRuntime* port = nullptr;
-    DeviceRuntime* dev = nullptr;
+  struct Device {
+    core::DeviceId id = core::kNoDevice;
+    std::shared_ptr<DeviceIo> io;
+    ino_t ns_inode = 0;   // where it lives now
+    int ifindex = 0;      // there
+    std::string name;     // there
+    ino_t pinned_ns = 0;  // where its TAP fds were opened (and are kept alive)
   };
-  Found find_device(ino_t ns_inode, int ifindex);
-  Found find_by_name(const io::NetnsFd& caller, io::RtNetlink& rtnl, const std::string& name,
-                     control::Reply* error);
+  struct Port {
+    std::uint64_t serial = 0;
+    core::Port core;                              // the truth; published as a copy
+    std::shared_ptr<const core::Port> published;  // null: changed since
+    std::shared_ptr<PortIo> io;
+    io::PacketLower filters;  // membership-only socket on the lower
+    io::StackFilter stack_filter;
+    io::NetnsFd lower_ns;
+    ino_t lower_ns_inode = 0;
+    int lower_ifindex = 0;
+    std::string lower_name;
+    core::LowerFilter applied;
+    std::map<core::DeviceId, Device> devices;
 
-  control::Reply add(const control::LinkRequest& req, const io::NetnsFd& caller,
-                     io::RtNetlink& rtnl);
-  control::Reply set(const control::LinkRequest& req, const io::NetnsFd& caller,
-                     io::RtNetlink& rtnl);
-  control::Reply del(const control::LinkRequest& req, const io::NetnsFd& caller,
-                     io::RtNetlink& rtnl);
-  control::Reply show(const control::LinkRequest& req, const io::NetnsFd& caller,
-                      io::RtNetlink& rtnl);
+    explicit Port(core::Port p) : core(std::move(p)) {}
+  };
 
-  void remove_device(PortRuntime& port, core::DeviceId id, bool destroy_tap);
-  void remove_port_if_empty(PortRuntime& port);
-  // Brings the kernel objects in line with the core after a change.
-  void apply_lower_filter(PortRuntime& port);
-  void apply_device(PortRuntime& port, DeviceRuntime& dev);
-  bool resync_device(PortRuntime& port, DeviceRuntime& dev);
-  bool resync_lower(PortRuntime& port);
+  // ---- requests
+  control::Reply add(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
+  control::Reply set(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
+  control::Reply del(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
+  control::Reply show(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
 
-  FdWatcher& watcher_;
-  io::NetnsFd home_;  // the daemon's own namespace
-  std::vector<std::unique_ptr<PortRuntime>> ports_;
+  // ---- lookup
+  struct Found {
+    Port* port = nullptr;
+    Device* dev = nullptr;
+  };
+  Found find_device(ino_t ns, int ifindex);
+  Found find_by_name(ino_t ns, int32_t nsid, const std::string& name, control::Reply* error);
+  Port* find_port_by_io(const PortIo* io);
+  Port* find_lower(ino_t ns, int ifindex);
+
+  // ---- namespaces
+  // The id of ns here (assigning one), remembered with its inode.
+  int32_t nsid_of(const io::NetnsFd& ns);
+  int32_t nsid_of_inode(ino_t inode) const;  // -2 when unknown
+  ino_t inode_of_nsid(int32_t nsid) const;   // 0 when unknown
+  void hold_namespace(ino_t inode);
+  void release_namespace(ino_t inode);
+
+  // ---- kernel objects
+  int open_lower(Port& port, const io::NetnsFd& ns, int ifindex, const std::string& name);
+  // Pushes the core's view of a device to its TAP (address, MTU, up).
+  // Changes a link of namespace ns through a socket opened there. 0 or
+  // -errno, the kernel's sentence in *why.
+  int set_link_in(const io::NetnsFd& ns, int ifindex, const io::LinkChange& c, std::string* why);
+  // undo (when given) gets what puts the TAP back as it was.
+  int apply_device(const core::Device& want, Device& dev, io::LinkChange* undo = nullptr,
+                   std::string* why = nullptr);
+  int apply_device(Port& port, Device& dev);
+  void apply_lower_filter(Port& port);
+  void set_carriers(Port& port);
+  // A device's kernel state (from an event or a query) into the core.
+  void sync_device(Port& port, Device& dev, const io::LinkInfo& li);
+  void sync_lower(Port& port, const io::LinkInfo& li);
+  void relocate_device(Port& port, Device& dev);
+  void follow_lower(Port& port, const io::LinkInfo& gone);
+  void apply_multicast(Port& port, Device& dev, const std::vector<io::MacBytes>& groups);
+  // Reads the multicast lists of the namespaces in *only (all when null).
+  void read_multicast(const std::set<ino_t>* only);
+
+  // ---- removal
+  void remove_device(Port& port, core::DeviceId id, bool destroy_tap);
+  void remove_port(Port& port, bool destroy_taps);
+  void remove_port_if_empty(Port& port);
+
+  // ---- state and publication
+  State snapshot() const;
+  void save();
+  std::uint64_t publish();
+  void publish_if_changed();
+  void mark(Port& port) {
+    port.published.reset();
+    dirty_ = true;
+  }
+
+  // ---- start
+  void adopt(const State& state);
+  void adopt_port(const PortRecord& rec, const std::vector<io::NetnsFd>& spaces);
+  void clean_leftovers(const State& state);
+
+  LinkServiceConfig config_;
+  Dataplane& dataplane_;
+  io::NetnsWatch& watch_;
+  io::NetnsFd home_;
+  ino_t home_inode_ = 0;
+  io::RtNetlink rtnl_;  // in the daemon's namespace; others through their ids
+  io::LinkMonitor monitor_;
+  std::map<int32_t, ino_t> ns_by_id_;
+  std::map<ino_t, int32_t> id_by_ns_;
+  std::map<ino_t, int> holds_;  // references we keep in each namespace
+  std::vector<std::unique_ptr<Port>> ports_;
+  bool dirty_ = true;  // something changed since the last publish()
+  std::uint64_t next_serial_ = 1;
+  std::uint32_t tap_seq_ = 0;
   std::mt19937_64 rng_;
 };
 

@@ -1,7 +1,9 @@
 #include "io/netlink.h"
 
 #include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -44,10 +46,15 @@ constexpr std::size_t kRequestSize = 512;
 constexpr int kMonitorRcvBuf = 4 << 20;
 constexpr int kDumpAttempts = 5;
 constexpr std::size_t kAltNameSize = 128;  // ALTIFNAMSIZ, from <linux/if.h>
+// Linux 6.13's multicast-address notifications; the 6.1 headers lack them.
+constexpr int kGroupIpv4Mcaddr = 37;    // RTNLGRP_IPV4_MCADDR
+constexpr int kGroupIpv6Mcaddr = 38;    // RTNLGRP_IPV6_MCADDR
+constexpr uint16_t kNewMulticast = 56;  // RTM_NEWMULTICAST
+constexpr uint16_t kDelMulticast = 57;  // RTM_DELMULTICAST
 
 // Creates the socket inside ns (a socket belongs to the namespace of the
 // thread that created it) and binds it to a kernel-chosen port id.
-int open_route_socket(const NetnsFd& ns, int flags, mnl_socket** out) {
+int open_route_socket(const NetnsFd& ns, int flags, MnlSocket* out) {
   mnl_socket* nl = nullptr;
   const int rc = run_in_netns(ns, [&] {
     nl = mnl_socket_open2(NETLINK_ROUTE, flags);
@@ -62,7 +69,7 @@ int open_route_socket(const NetnsFd& ns, int flags, mnl_socket** out) {
     mnl_socket_close(nl);
     return err;
   }
-  *out = nl;
+  out->reset(nl);
   return 0;
 }
 
@@ -82,8 +89,40 @@ std::string get_str(const nlattr* a) {
   return std::string(p, ::strnlen(p, mnl_attr_get_payload_len(a)));
 }
 
+int tun_attr(const nlattr* a, void* data) {
+  auto* t = static_cast<LinkInfo::Tun*>(data);
+  const bool u8 = mnl_attr_validate(a, MNL_TYPE_U8) == 0;
+  switch (mnl_attr_get_type(a)) {
+    case IFLA_TUN_TYPE:
+      if (u8) t->tap = mnl_attr_get_u8(a) == IFF_TAP;
+      break;
+    case IFLA_TUN_VNET_HDR:
+      if (u8) t->vnet_hdr = mnl_attr_get_u8(a) != 0;
+      break;
+    case IFLA_TUN_MULTI_QUEUE:
+      if (u8) t->multi_queue = mnl_attr_get_u8(a) != 0;
+      break;
+    case IFLA_TUN_PERSIST:
+      if (u8) t->persist = mnl_attr_get_u8(a) != 0;
+      break;
+    case IFLA_TUN_NUM_QUEUES:
+      get_u32(a, &t->queues);
+      break;
+    default:
+      break;
+  }
+  return MNL_CB_OK;
+}
+
 int linkinfo_attr(const nlattr* a, void* data) {
-  if (mnl_attr_get_type(a) == IFLA_INFO_KIND) static_cast<LinkInfo*>(data)->kind = get_str(a);
+  auto* l = static_cast<LinkInfo*>(data);
+  if (mnl_attr_get_type(a) == IFLA_INFO_KIND) l->kind = get_str(a);
+  // The kernel puts the kind before the data.
+  if (mnl_attr_get_type(a) == IFLA_INFO_DATA && l->kind == "tun") {
+    LinkInfo::Tun t;
+    mnl_attr_parse_nested(a, tun_attr, &t);
+    l->tun = t;
+  }
   return MNL_CB_OK;
 }
 
@@ -138,6 +177,12 @@ int link_attr(const nlattr* a, void* data) {
       break;
     case IFLA_MASTER:
       if (get_u32(a, &v)) l->master = static_cast<int>(v);
+      break;
+    case IFLA_NEW_NETNSID:
+      if (get_u32(a, &v)) l->new_netnsid = static_cast<int32_t>(v);
+      break;
+    case IFLA_NEW_IFINDEX:
+      if (get_u32(a, &v)) l->new_ifindex = static_cast<int>(v);
       break;
     default:
       break;
@@ -208,6 +253,10 @@ ifinfomsg* put_ifinfo(nlmsghdr* nlh, int ifindex) {
   return ifi;
 }
 
+void put_target(nlmsghdr* nlh, int32_t nsid) {
+  if (nsid >= 0) mnl_attr_put_u32(nlh, IFLA_TARGET_NETNSID, static_cast<uint32_t>(nsid));
+}
+
 std::string mac_text(const std::array<uint8_t, 6>& m) {
   char s[18];
   std::snprintf(s, sizeof(s), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
@@ -237,34 +286,8 @@ bool parse_hex_mac(const char* hex, std::array<uint8_t, 6>* out) {
 
 // ---------------------------------------------------------------- RtNetlink
 
-RtNetlink::RtNetlink(RtNetlink&& o) noexcept
-    : nl_(std::exchange(o.nl_, nullptr)),
-      portid_(o.portid_),
-      seq_(o.seq_),
-      ns_inode_(o.ns_inode_),
-      buf_(std::move(o.buf_)),
-      error_(std::move(o.error_)) {}
-
-RtNetlink& RtNetlink::operator=(RtNetlink&& o) noexcept {
-  if (this != &o) {
-    close();
-    nl_ = std::exchange(o.nl_, nullptr);
-    portid_ = o.portid_;
-    seq_ = o.seq_;
-    ns_inode_ = o.ns_inode_;
-    buf_ = std::move(o.buf_);
-    error_ = std::move(o.error_);
-  }
-  return *this;
-}
-
-RtNetlink::~RtNetlink() {
-  close();
-}
-
-void RtNetlink::close() {
-  if (nl_ != nullptr) mnl_socket_close(nl_);
-  nl_ = nullptr;
+void MnlSocketClose::operator()(mnl_socket* nl) const {
+  mnl_socket_close(nl);
 }
 
 int RtNetlink::open(const NetnsFd& ns, RtNetlink* out) {
@@ -272,13 +295,13 @@ int RtNetlink::open(const NetnsFd& ns, RtNetlink* out) {
   RtNetlink r;
   if (int rc = open_route_socket(ns, SOCK_CLOEXEC, &r.nl_); rc < 0) return rc;
   // Ask for the kernel's error sentences, and not for a copy of our request in them.
-  set_nl_opt(r.nl_, NETLINK_EXT_ACK, 1);
-  set_nl_opt(r.nl_, NETLINK_CAP_ACK, 1);
+  set_nl_opt(r.nl_.get(), NETLINK_EXT_ACK, 1);
+  set_nl_opt(r.nl_.get(), NETLINK_CAP_ACK, 1);
   const timeval tv{kRequestTimeoutMs / 1000, (kRequestTimeoutMs % 1000) * 1000};
-  if (::setsockopt(mnl_socket_get_fd(r.nl_), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+  if (::setsockopt(mnl_socket_get_fd(r.nl_.get()), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
     return -errno;
   }
-  r.portid_ = mnl_socket_get_portid(r.nl_);
+  r.portid_ = mnl_socket_get_portid(r.nl_.get());
   r.ns_inode_ = ns.inode();
   r.buf_.resize(kRecvBufferSize);
   *out = std::move(r);
@@ -299,14 +322,14 @@ int RtNetlink::transact(nlmsghdr* req, Fn&& on_msg) {
   req->nlmsg_flags |= NLM_F_REQUEST;
   // Dumps end with NLMSG_DONE; everything else with an ack or an error.
   if ((req->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) req->nlmsg_flags |= NLM_F_ACK;
-  if (mnl_socket_sendto(nl_, req, req->nlmsg_len) < 0) {
+  if (mnl_socket_sendto(nl_.get(), req, req->nlmsg_len) < 0) {
     const int err = -errno;
     return fail(err, std::string("cannot send to rtnetlink: ") + std::strerror(-err));
   }
   int result = 0;
   bool interrupted = false;
   for (;;) {
-    const ssize_t n = mnl_socket_recvfrom(nl_, buf_.data(), buf_.size());
+    const ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -346,10 +369,11 @@ int RtNetlink::transact(nlmsghdr* req, Fn&& on_msg) {
   }
 }
 
-int RtNetlink::get_link_by(int ifindex, const std::string& name, LinkInfo* out) {
+int RtNetlink::get_link_by(int ifindex, const std::string& name, LinkInfo* out, int32_t nsid) {
   char buf[kRequestSize];
   nlmsghdr* nlh = start_request(buf, RTM_GETLINK);
   put_ifinfo(nlh, ifindex);
+  put_target(nlh, nsid);
   if (!name.empty()) {
     mnl_attr_put_strz(nlh, name.size() < IFNAMSIZ ? IFLA_IFNAME : IFLA_ALT_IFNAME, name.c_str());
   }
@@ -368,18 +392,18 @@ int RtNetlink::get_link_by(int ifindex, const std::string& name, LinkInfo* out) 
   return 0;
 }
 
-int RtNetlink::get_link(const std::string& name, LinkInfo* out) {
+int RtNetlink::get_link(const std::string& name, LinkInfo* out, int32_t nsid) {
   if (name.empty()) return fail(-EINVAL, "empty device name");
   if (name.size() >= kAltNameSize) {
     return fail(-EINVAL, "device name \"" + name + "\" is longer than " +
                              std::to_string(kAltNameSize - 1) + " characters");
   }
-  return get_link_by(0, name, out);
+  return get_link_by(0, name, out, nsid);
 }
 
-int RtNetlink::get_link(int ifindex, LinkInfo* out) {
+int RtNetlink::get_link(int ifindex, LinkInfo* out, int32_t nsid) {
   if (ifindex <= 0) return fail(-EINVAL, "ifindex " + std::to_string(ifindex) + " is not positive");
-  return get_link_by(ifindex, std::string(), out);
+  return get_link_by(ifindex, std::string(), out, nsid);
 }
 
 int RtNetlink::list_links(std::vector<LinkInfo>* out) {
@@ -462,12 +486,13 @@ int RtNetlink::delete_link(int ifindex) {
   return transact(nlh, [](const nlmsghdr*) { return 0; });
 }
 
-int RtNetlink::query_nsid(const NetnsFd& other, int32_t* nsid) {
+int RtNetlink::query_nsid(const NetnsFd& other, int32_t* nsid, int32_t seen_from) {
   char buf[kRequestSize];
   nlmsghdr* nlh = start_request(buf, RTM_GETNSID);
   auto* g = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtgenmsg)));
   g->rtgen_family = AF_UNSPEC;
   mnl_attr_put_u32(nlh, NETNSA_FD, static_cast<uint32_t>(other.get()));
+  if (seen_from >= 0) mnl_attr_put_u32(nlh, NETNSA_TARGET_NSID, static_cast<uint32_t>(seen_from));
   int32_t id = -1;
   const int rc = transact(nlh, [&](const nlmsghdr* m) {
     if (m->nlmsg_type == RTM_NEWNSID) id = parse_nsid(m);
@@ -476,6 +501,15 @@ int RtNetlink::query_nsid(const NetnsFd& other, int32_t* nsid) {
   if (rc < 0) return rc;
   *nsid = id;
   return 0;
+}
+
+int RtNetlink::find_nsid(const NetnsFd& other, int32_t* nsid, int32_t seen_from) {
+  if (!other.valid()) return fail(-EBADF, "no namespace fd");
+  if (seen_from < 0 && other.inode() == ns_inode_) {
+    *nsid = -1;
+    return 0;
+  }
+  return query_nsid(other, nsid, seen_from);
 }
 
 int RtNetlink::get_nsid(const NetnsFd& other, int32_t* nsid) {
@@ -506,38 +540,8 @@ int RtNetlink::get_nsid(const NetnsFd& other, int32_t* nsid) {
 
 // -------------------------------------------------------------- LinkMonitor
 
-LinkMonitor::LinkMonitor(LinkMonitor&& o) noexcept
-    : nl_(std::exchange(o.nl_, nullptr)),
-      ctl_(std::move(o.ctl_)),
-      self_(std::move(o.self_)),
-      self_nsid_(o.self_nsid_),
-      other_nsids_(std::move(o.other_nsids_)),
-      buf_(std::move(o.buf_)) {}
-
-LinkMonitor& LinkMonitor::operator=(LinkMonitor&& o) noexcept {
-  if (this != &o) {
-    close();
-    nl_ = std::exchange(o.nl_, nullptr);
-    ctl_ = std::move(o.ctl_);
-    self_ = std::move(o.self_);
-    self_nsid_ = o.self_nsid_;
-    other_nsids_ = std::move(o.other_nsids_);
-    buf_ = std::move(o.buf_);
-  }
-  return *this;
-}
-
-LinkMonitor::~LinkMonitor() {
-  close();
-}
-
-void LinkMonitor::close() {
-  if (nl_ != nullptr) mnl_socket_close(nl_);
-  nl_ = nullptr;
-}
-
 int LinkMonitor::fd() const {
-  return nl_ == nullptr ? -1 : mnl_socket_get_fd(nl_);
+  return nl_ == nullptr ? -1 : mnl_socket_get_fd(nl_.get());
 }
 
 int LinkMonitor::open(const NetnsFd& ns, LinkMonitor* out) {
@@ -545,12 +549,16 @@ int LinkMonitor::open(const NetnsFd& ns, LinkMonitor* out) {
   LinkMonitor m;
   if (int rc = open_route_socket(ns, SOCK_CLOEXEC | SOCK_NONBLOCK, &m.nl_); rc < 0) return rc;
   // All-namespaces first, so that no event between the two is missed.
-  if (int rc = set_nl_opt(m.nl_, NETLINK_LISTEN_ALL_NSID, 1); rc < 0) return rc;
-  if (int rc = set_nl_opt(m.nl_, NETLINK_ADD_MEMBERSHIP, RTNLGRP_LINK); rc < 0) return rc;
-  if (int rc = set_nl_opt(m.nl_, NETLINK_ADD_MEMBERSHIP, RTNLGRP_NSID); rc < 0) return rc;
+  if (int rc = set_nl_opt(m.nl_.get(), NETLINK_LISTEN_ALL_NSID, 1); rc < 0) return rc;
+  if (int rc = set_nl_opt(m.nl_.get(), NETLINK_ADD_MEMBERSHIP, RTNLGRP_LINK); rc < 0) return rc;
+  if (int rc = set_nl_opt(m.nl_.get(), NETLINK_ADD_MEMBERSHIP, RTNLGRP_NSID); rc < 0) return rc;
+  // Group joins and leaves (6.13+); older kernels refuse the groups, and the
+  // caller's periodic read of dev_mcast covers them alone.
+  set_nl_opt(m.nl_.get(), NETLINK_ADD_MEMBERSHIP, kGroupIpv4Mcaddr);
+  set_nl_opt(m.nl_.get(), NETLINK_ADD_MEMBERSHIP, kGroupIpv6Mcaddr);
   // A burst of events (a namespace full of devices going away) must not
   // overrun us; root may exceed rmem_max.
-  const int sfd = mnl_socket_get_fd(m.nl_);
+  const int sfd = mnl_socket_get_fd(m.nl_.get());
   if (::setsockopt(sfd, SOL_SOCKET, SO_RCVBUFFORCE, &kMonitorRcvBuf, sizeof(int)) < 0) {
     ::setsockopt(sfd, SOL_SOCKET, SO_RCVBUF, &kMonitorRcvBuf, sizeof(int));
   }
@@ -589,7 +597,7 @@ int LinkMonitor::read_events(std::vector<LinkEvent>* out) {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
-    const ssize_t n = ::recvmsg(mnl_socket_get_fd(nl_), &msg, 0);
+    const ssize_t n = ::recvmsg(mnl_socket_get_fd(nl_.get()), &msg, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return static_cast<int>(out->size());
@@ -616,6 +624,14 @@ int LinkMonitor::read_events(std::vector<LinkEvent>* out) {
         e.deleted = m->nlmsg_type == RTM_DELLINK;
         e.nsid = nsid;
         if (parse_link(m, &e.link) == 0) out->push_back(std::move(e));
+      } else if (m->nlmsg_type == kNewMulticast || m->nlmsg_type == kDelMulticast) {
+        if (mnl_nlmsg_get_payload_len(m) < sizeof(ifaddrmsg)) continue;
+        LinkEvent e;
+        e.multicast = true;
+        e.nsid = nsid;
+        e.link.ifindex =
+            static_cast<int>(static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(m))->ifa_index);
+        out->push_back(std::move(e));
       } else if (m->nlmsg_type == RTM_DELNSID && nsid == -1) {
         // Our table lost an id: that namespace is gone, and with it its devices.
         LinkEvent e;
@@ -630,6 +646,28 @@ int LinkMonitor::read_events(std::vector<LinkEvent>* out) {
 }
 
 // ------------------------------------------------------------ dev_mcast
+
+int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out) {
+  std::map<int, std::vector<std::array<uint8_t, 6>>> groups;
+  const int rc = run_in_netns(ns, [&] {
+    // Not /proc/net: that follows the thread-group leader, not this thread.
+    FILE* f = std::fopen("/proc/thread-self/net/dev_mcast", "re");
+    if (f == nullptr) return -errno;
+    char line[256];
+    while (std::fgets(line, sizeof(line), f) != nullptr) {
+      int index = 0;
+      char hex[64];
+      if (std::sscanf(line, "%d %*s %*d %*d %63s", &index, hex) != 2) continue;
+      std::array<uint8_t, 6> mac{};
+      if (parse_hex_mac(hex, &mac)) groups[index].push_back(mac);
+    }
+    std::fclose(f);
+    return 0;
+  });
+  if (rc < 0) return rc;
+  *out = std::move(groups);
+  return 0;
+}
 
 int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_t, 6>>* out) {
   if (ifindex <= 0) return -EINVAL;

@@ -38,6 +38,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +75,19 @@ struct LinkInfo {
   int allmulti = 0;     // allmulti count (IFLA_ALLMULTI, kernels 6.6+; else 0)
   std::string alias;    // IFLA_IFALIAS
   int master = 0;       // IFLA_MASTER: bridge/bond ifindex, 0 if none
+  // RTM_DELLINK of a device that moved to another namespace: that namespace
+  // (an id of the namespace the event came from) and its index there.
+  int32_t new_netnsid = -1;
+  int new_ifindex = 0;
+  // A tun/tap device (kind "tun"): its IFLA_INFO_DATA.
+  struct Tun {
+    bool tap = false;          // IFLA_TUN_TYPE is IFF_TAP
+    bool vnet_hdr = false;     // IFLA_TUN_VNET_HDR
+    bool multi_queue = false;  // IFLA_TUN_MULTI_QUEUE
+    bool persist = false;      // IFLA_TUN_PERSIST
+    uint32_t queues = 0;       // IFLA_TUN_NUM_QUEUES: fds attached now
+  };
+  std::optional<Tun> tun;
 };
 
 // The parts of a device set_link() may change; unset fields stay as they are.
@@ -87,16 +102,24 @@ struct LinkChange {
 
 class LinkMonitor;
 
+// Closes a libmnl socket (the deleter of the sockets below).
+struct MnlSocketClose {
+  void operator()(mnl_socket* nl) const;
+};
+using MnlSocket = std::unique_ptr<mnl_socket, MnlSocketClose>;
+
 class RtNetlink {
  public:
   static constexpr int kRequestTimeoutMs = 5000;
+  // The namespace argument of get_link(): the socket's own namespace, or the
+  // id (as get_nsid() gives it) of another one, which the kernel then reads
+  // (IFLA_TARGET_NETNSID) without this thread or socket entering it. Only
+  // reads take one: on RTM_SETLINK the kernel ignores the attribute and acts
+  // in the socket's own namespace (checked on 6.18), so a change to a device
+  // elsewhere needs a socket opened there.
+  static constexpr int32_t kOwnNamespace = -1;
 
   RtNetlink() = default;
-  RtNetlink(RtNetlink&& o) noexcept;
-  RtNetlink& operator=(RtNetlink&& o) noexcept;
-  RtNetlink(const RtNetlink&) = delete;
-  RtNetlink& operator=(const RtNetlink&) = delete;
-  ~RtNetlink();
 
   // Opens a NETLINK_ROUTE socket inside ns.
   static int open(const NetnsFd& ns, RtNetlink* out);
@@ -105,8 +128,8 @@ class RtNetlink {
 
   // One device by name (alternative names work too) or by index. -ENODEV if
   // there is none, -EINVAL for an empty or over-long name or an index <= 0.
-  int get_link(const std::string& name, LinkInfo* out);
-  int get_link(int ifindex, LinkInfo* out);
+  int get_link(const std::string& name, LinkInfo* out, int32_t nsid = kOwnNamespace);
+  int get_link(int ifindex, LinkInfo* out, int32_t nsid = kOwnNamespace);
   // Every device of the namespace (RTM_GETLINK dump), in ifindex order.
   int list_links(std::vector<LinkInfo>* out);
   // Applies c to the device (RTM_SETLINK), all or nothing (see above).
@@ -120,6 +143,10 @@ class RtNetlink {
   // (RTM_NEWNSID) if it has none yet. -1 (and 0 returned) when `other` is this
   // socket's own namespace.
   int get_nsid(const NetnsFd& other, int32_t* nsid);
+  // The same without assigning: -1 in *nsid when `other` has no id here.
+  // With seen_from (an id of ours), the id the namespace seen_from uses for
+  // `other` (NETNSA_TARGET_NSID), -1 when it has none.
+  int find_nsid(const NetnsFd& other, int32_t* nsid, int32_t seen_from = kOwnNamespace);
 
   // The kernel's extended-ack message for the last failed call, or our own
   // sentence when we refused before asking; empty after a success.
@@ -133,14 +160,13 @@ class RtNetlink {
   // error or NLMSG_DONE. on_msg returns 0 or -errno (which stops it).
   template <typename Fn>
   int transact(nlmsghdr* req, Fn&& on_msg);
-  int get_link_by(int ifindex, const std::string& name, LinkInfo* out);
+  int get_link_by(int ifindex, const std::string& name, LinkInfo* out, int32_t nsid);
   int send_setlink(int ifindex, const LinkChange& c);
   // RTM_GETNSID only: no assignment, no special case for the own namespace.
-  int query_nsid(const NetnsFd& other, int32_t* nsid);
+  int query_nsid(const NetnsFd& other, int32_t* nsid, int32_t seen_from = kOwnNamespace);
   int fail(int err, std::string message);
-  void close();
 
-  mnl_socket* nl_ = nullptr;
+  MnlSocket nl_;
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
   ino_t ns_inode_ = 0;
@@ -150,20 +176,21 @@ class RtNetlink {
 
 struct LinkEvent {
   bool deleted = false;  // RTM_DELLINK (the device is gone or left the namespace)
-  int32_t nsid = -1;     // namespace the event happened in; -1: the monitor's own
+  // RTM_NEWMULTICAST/RTM_DELMULTICAST (kernels 6.13+): an IPv4 or IPv6 group
+  // was joined or left on link.ifindex (nothing else of link is set), so its
+  // link-layer multicast list may have changed.
+  bool multicast = false;
+  int32_t nsid = -1;  // namespace the event happened in; -1: the monitor's own
   LinkInfo link;
 };
 
 class LinkMonitor {
  public:
   LinkMonitor() = default;
-  LinkMonitor(LinkMonitor&& o) noexcept;
-  LinkMonitor& operator=(LinkMonitor&& o) noexcept;
-  LinkMonitor(const LinkMonitor&) = delete;
-  LinkMonitor& operator=(const LinkMonitor&) = delete;
-  ~LinkMonitor();
 
-  // Opens the monitor socket inside ns (whose events then carry nsid -1).
+  // Opens the monitor socket inside ns (whose events then carry nsid -1),
+  // subscribed to link, namespace-id and (where the kernel has them) IPv4 and
+  // IPv6 multicast-address events.
   static int open(const NetnsFd& ns, LinkMonitor* out);
 
   bool valid() const { return nl_ != nullptr; }
@@ -184,9 +211,8 @@ class LinkMonitor {
   // Maps an nsid from a message's NETLINK_LISTEN_ALL_NSID cmsg to ours: -1 for
   // the monitor's own namespace, which may have an id of its own.
   int32_t normalize_nsid(int32_t nsid);
-  void close();
 
-  mnl_socket* nl_ = nullptr;
+  MnlSocket nl_;
   RtNetlink ctl_;  // same namespace: asks which nsid, if any, it has for itself
   NetnsFd self_;
   int32_t self_nsid_ = -1;
@@ -199,5 +225,8 @@ class LinkMonitor {
 // by a helper thread inside ns. -ENODEV if ns has no such device; an empty
 // list for a device without groups.
 int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_t, 6>>* out);
+// The same for every device of ns at once, by ifindex (devices without
+// groups are absent): one read of dev_mcast.
+int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out);
 
 }  // namespace umacvlan::io

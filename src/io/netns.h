@@ -1,17 +1,23 @@
 // Network-namespace handles and "run this in that namespace".
 //
-// Contract: NetnsFd owns an fd of a network namespace (closes it on
-// destruction, move-only). run_in_netns() runs a callable on a short-lived
-// helper thread that has entered the namespace with setns(), so the calling
-// thread's own namespace never changes; whatever the callable opens there
-// (sockets, TAP fds) stays bound to that namespace after the thread ends.
-// Errors are returned as negative errno values, never thrown.
+// Contract: NetnsFd owns an fd of a network namespace (an OwnedFd: closed on
+// destruction, move-only). Holding one keeps that namespace alive, so the
+// daemon holds them only where it must (see netns_watch.h). run_in_netns()
+// runs a callable inside a namespace without ever changing the calling
+// thread's own: inline when the caller is already there, else on a
+// short-lived helper thread that entered it with setns(); whatever the
+// callable opens there (sockets, TAP fds) stays bound to that namespace after
+// the thread ends. Errors are returned as negative errno values, never
+// thrown.
 #pragma once
 
 #include <sys/types.h>
 
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "io/owned_fd.h"
 
 namespace umacvlan::io {
 
@@ -19,37 +25,34 @@ class NetnsFd {
  public:
   NetnsFd() = default;
   explicit NetnsFd(int fd) : fd_(fd) {}
-  NetnsFd(NetnsFd&& o) noexcept : fd_(o.release()) {}
-  NetnsFd& operator=(NetnsFd&& o) noexcept;
-  NetnsFd(const NetnsFd&) = delete;
-  NetnsFd& operator=(const NetnsFd&) = delete;
-  ~NetnsFd();
 
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
+  int get() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  int release() { return fd_.release(); }
   // Another fd of the same namespace (dup), or invalid on failure.
   NetnsFd dup() const;
   // Inode number of the namespace: equal inodes mean the same namespace.
   ino_t inode() const;
 
  private:
-  int fd_ = -1;
+  OwnedFd fd_;
 };
 
 // The calling thread's current network namespace.
 NetnsFd current_netns();
+ino_t current_netns_inode();
 // /proc/PID/ns/net, or invalid if it cannot be opened.
 NetnsFd netns_of_pid(pid_t pid);
 // /run/netns/NAME (what `ip netns add NAME` creates), or invalid.
 NetnsFd netns_by_name(const std::string& name);
 
-// Runs fn inside the namespace ns on a helper thread and returns fn's result;
-// returns -errno if the thread could not enter the namespace.
+// Every network namespace this process can find: its own, those mounted
+// anywhere in its mount namespace (/run/netns/*, CNI's, ...) and those of
+// every process; one fd each, in no particular order.
+std::vector<NetnsFd> all_netns();
+
+// Runs fn inside the namespace ns and returns fn's result; returns -errno if
+// the namespace could not be entered.
 int run_in_netns(const NetnsFd& ns, const std::function<int()>& fn);
 
 }  // namespace umacvlan::io

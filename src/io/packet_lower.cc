@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
+#include <net/if.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -30,68 +31,29 @@ std::uint32_t load_acquire(std::uint32_t& v) {
 
 }  // namespace
 
-PacketLower::PacketLower(PacketLower&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)),
-      ifindex_(std::exchange(o.ifindex_, 0)),
-      ring_(std::exchange(o.ring_, nullptr)),
-      ring_size_(std::exchange(o.ring_size_, 0)),
-      block_(std::exchange(o.block_, 0)),
-      next_frame_(std::exchange(o.next_frame_, nullptr)),
-      frames_left_(std::exchange(o.frames_left_, 0)),
-      unicast_(std::move(o.unicast_)),
-      multicast_(std::move(o.multicast_)),
-      promisc_(std::exchange(o.promisc_, false)),
-      allmulti_(std::exchange(o.allmulti_, false)) {}
-
-PacketLower& PacketLower::operator=(PacketLower&& o) noexcept {
-  if (this != &o) {
-    close_all();
-    fd_ = std::exchange(o.fd_, -1);
-    ifindex_ = std::exchange(o.ifindex_, 0);
-    ring_ = std::exchange(o.ring_, nullptr);
-    ring_size_ = std::exchange(o.ring_size_, 0);
-    block_ = std::exchange(o.block_, 0);
-    next_frame_ = std::exchange(o.next_frame_, nullptr);
-    frames_left_ = std::exchange(o.frames_left_, 0);
-    unicast_ = std::move(o.unicast_);
-    multicast_ = std::move(o.multicast_);
-    promisc_ = std::exchange(o.promisc_, false);
-    allmulti_ = std::exchange(o.allmulti_, false);
-  }
-  return *this;
+void RingUnmap::operator()(std::uint8_t* p) const {
+  ::munmap(p, size);
 }
 
-PacketLower::~PacketLower() {
-  close_all();
-}
-
-void PacketLower::close_all() {
-  if (ring_ != nullptr) ::munmap(ring_, ring_size_);
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  ring_ = nullptr;
-  ring_size_ = 0;
-  block_ = 0;
-  next_frame_ = nullptr;
-  frames_left_ = 0;
-  unicast_.clear();
-  multicast_.clear();
-  promisc_ = allmulti_ = false;
-}
-
-int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out) {
-  if (out == nullptr || ifindex <= 0) return -EINVAL;
+int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Options& options) {
+  if (out == nullptr || ifindex <= 0 || options.fanout_group > 0xffff) return -EINVAL;
   PacketLower pl;
   pl.ifindex_ = ifindex;
   const int rc = run_in_netns(ns, [&]() -> int {
     // Protocol 0: the socket receives nothing until bind() names the
     // protocol and the interface, so no frame of another interface slips in.
-    pl.fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (pl.fd_ < 0) return -errno;
+    pl.fd_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!pl.fd_.valid()) return -errno;
+    const int fd = pl.fd_.get();
+    if (!options.ring) {
+      // Memberships name the interface themselves; check that it exists.
+      char name[IF_NAMESIZE];
+      return ::if_indextoname(static_cast<unsigned>(ifindex), name) != nullptr ? 0 : -ENODEV;
+    }
     // The version and the virtio-net header must be chosen before the ring.
-    if (int e = set_int_opt(pl.fd_, SOL_PACKET, PACKET_VERSION, TPACKET_V3); e != 0) return e;
-    if (int e = set_int_opt(pl.fd_, SOL_PACKET, PACKET_VNET_HDR, 1); e != 0) return e;
-    if (int e = set_int_opt(pl.fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1); e != 0) return e;
+    if (int e = set_int_opt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3); e != 0) return e;
+    if (int e = set_int_opt(fd, SOL_PACKET, PACKET_VNET_HDR, 1); e != 0) return e;
+    if (int e = set_int_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1); e != 0) return e;
 
     struct tpacket_req3 req {};
     req.tp_block_size = static_cast<unsigned>(kBlockSize);
@@ -99,29 +61,33 @@ int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out) {
     req.tp_frame_size = static_cast<unsigned>(kRingFrameSize);
     req.tp_frame_nr = static_cast<unsigned>(kBlockSize * kBlockCount / kRingFrameSize);
     req.tp_retire_blk_tov = kRetireMs;
-    if (::setsockopt(pl.fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) return -errno;
+    if (::setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) return -errno;
     void* ring = ::mmap(nullptr, kBlockSize * kBlockCount, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_POPULATE, pl.fd_, 0);
+                        MAP_SHARED | MAP_POPULATE, fd, 0);
     if (ring == MAP_FAILED) return -errno;
-    pl.ring_ = static_cast<std::uint8_t*>(ring);
-    pl.ring_size_ = kBlockSize * kBlockCount;
+    pl.ring_ = std::unique_ptr<std::uint8_t, RingUnmap>(static_cast<std::uint8_t*>(ring),
+                                                        RingUnmap{kBlockSize * kBlockCount});
 
     struct sockaddr_ll sll {};
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ALL);
     sll.sll_ifindex = ifindex;
-    if (::bind(pl.fd_, reinterpret_cast<const struct sockaddr*>(&sll), sizeof(sll)) != 0) {
+    if (::bind(fd, reinterpret_cast<const struct sockaddr*>(&sll), sizeof(sll)) != 0) {
       return -errno;
+    }
+    if (options.fanout_group >= 0) {
+      const int fanout = options.fanout_group | (PACKET_FANOUT_HASH << 16);
+      if (int e = set_int_opt(fd, SOL_PACKET, PACKET_FANOUT, fanout); e != 0) return e;
     }
     return 0;
   });
-  if (rc != 0) return rc;  // pl's destructor unmaps and closes
+  if (rc != 0) return rc;  // pl's members unmap and close
   *out = std::move(pl);
   return 0;
 }
 
 void PacketLower::release_block() {
-  auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring_ + block_ * kBlockSize);
+  auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring_.get() + block_ * kBlockSize);
   std::atomic_ref<std::uint32_t>(desc->hdr.bh1.block_status)
       .store(TP_STATUS_KERNEL, std::memory_order_release);
   block_ = (block_ + 1) % kBlockCount;
@@ -132,9 +98,10 @@ void PacketLower::release_block() {
 int PacketLower::receive_burst(FrameBatch& batch) {
   batch.clear();
   if (ring_ == nullptr) return 0;
+  std::uint8_t* const ring = ring_.get();
   while (!batch.full()) {
     if (next_frame_ == nullptr) {
-      auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring_ + block_ * kBlockSize);
+      auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring + block_ * kBlockSize);
       if ((load_acquire(desc->hdr.bh1.block_status) & TP_STATUS_USER) == 0) break;
       frames_left_ = desc->hdr.bh1.num_pkts;
       next_frame_ = reinterpret_cast<const std::uint8_t*>(desc) + desc->hdr.bh1.offset_to_first_pkt;
@@ -191,7 +158,7 @@ int PacketLower::receive_burst(FrameBatch& batch) {
 }
 
 int PacketLower::send(const VnetHeader& vnet, std::span<const std::uint8_t> frame) {
-  if (fd_ < 0) return -EBADF;
+  if (!fd_.valid()) return -EBADF;
   struct iovec iov[2] = {
       {const_cast<VnetHeader*>(&vnet), kVnetHdrSize},
       {const_cast<std::uint8_t*>(frame.data()), frame.size()},
@@ -200,14 +167,14 @@ int PacketLower::send(const VnetHeader& vnet, std::span<const std::uint8_t> fram
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
   for (;;) {
-    if (::sendmsg(fd_, &msg, MSG_DONTWAIT) >= 0) return 0;
+    if (::sendmsg(fd_.get(), &msg, MSG_DONTWAIT) >= 0) return 0;
     if (errno != EINTR) return -errno;
   }
 }
 
 int PacketLower::send_burst(std::span<const std::span<const std::uint8_t>> frames,
                             std::span<const VnetHeader> vnet) {
-  if (fd_ < 0) return -EBADF;
+  if (!fd_.valid()) return -EBADF;
   const std::size_t n = std::min(frames.size(), kBatchSize);
   if (n == 0) return 0;
   static constexpr VnetHeader kPlain{};
@@ -220,14 +187,14 @@ int PacketLower::send_burst(std::span<const std::span<const std::uint8_t>> frame
     msgs_[i].msg_hdr.msg_iovlen = 2;
   }
   for (;;) {
-    const int sent = ::sendmmsg(fd_, msgs_.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+    const int sent = ::sendmmsg(fd_.get(), msgs_.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
     if (sent >= 0) return sent;
     if (errno != EINTR) return -errno;
   }
 }
 
 int PacketLower::membership(int type, const MacBytes* mac, bool add) {
-  if (fd_ < 0) return -EBADF;
+  if (!fd_.valid()) return -EBADF;
   struct packet_mreq mr {};
   mr.mr_ifindex = ifindex_;
   mr.mr_type = static_cast<unsigned short>(type);
@@ -236,7 +203,7 @@ int PacketLower::membership(int type, const MacBytes* mac, bool add) {
     std::memcpy(mr.mr_address, mac->data(), mac->size());
   }
   const int opt = add ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP;
-  return ::setsockopt(fd_, SOL_PACKET, opt, &mr, sizeof(mr)) == 0 ? 0 : -errno;
+  return ::setsockopt(fd_.get(), SOL_PACKET, opt, &mr, sizeof(mr)) == 0 ? 0 : -errno;
 }
 
 namespace {
@@ -302,18 +269,18 @@ int PacketLower::set_allmulti(bool on) {
 }
 
 int PacketLower::pending_error() {
-  if (fd_ < 0) return -EBADF;
+  if (!fd_.valid()) return -EBADF;
   int err = 0;
   socklen_t len = sizeof(err);
-  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  if (::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
   return -err;
 }
 
 int PacketLower::read_stats(RingStats* out) {
-  if (fd_ < 0) return -EBADF;
+  if (!fd_.valid()) return -EBADF;
   struct tpacket_stats_v3 st {};
   socklen_t len = sizeof(st);
-  if (::getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return -errno;
+  if (::getsockopt(fd_.get(), SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return -errno;
   out->packets = st.tp_packets;
   out->drops = st.tp_drops;
   out->freezes = st.tp_freeze_q_cnt;

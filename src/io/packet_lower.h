@@ -4,11 +4,17 @@
 //
 // Contract: a PacketLower owns one non-blocking, close-on-exec AF_PACKET
 // socket bound to one interface, opened inside the namespace the interface
-// lives in, and the TPACKET_V3 receive ring mapped over it (kBlockCount blocks
-// of kBlockSize bytes; a block is handed to us when full or after
-// kRetireMs). Closing (destruction, move-assignment) unmaps the ring and
-// closes the socket; the kernel then drops every filter membership the socket
-// added, so nothing needs cleaning up after a crash.
+// lives in (the socket keeps that namespace alive), and the TPACKET_V3
+// receive ring mapped over it (kBlockCount blocks of kBlockSize bytes; a
+// block is handed to us when full or after kRetireMs). Opened with
+// Options::ring false it is a membership-only socket: no ring, never bound,
+// it receives nothing and only carries the filter memberships below. With a
+// fanout group, the sockets of that group share the interface's frames by
+// flow hash (PACKET_FANOUT_HASH), one flow always to the same socket.
+// Closing (destruction, move-assignment) unmaps the ring and closes the
+// socket; the kernel then drops every filter membership the socket added, so
+// nothing needs cleaning up after a crash. One thread at a time per object;
+// sockets of one lower may be used by different threads.
 //
 // Receiving: receive_burst() copies frames out of the ring into the batch
 // (views stay valid as FrameBatch says) and gives each fully consumed block
@@ -46,13 +52,21 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "io/frame_batch.h"
 #include "io/netns.h"
+#include "io/owned_fd.h"
 
 namespace umacvlan::io {
+
+// Unmaps a receive ring (the deleter of PacketLower's mapping).
+struct RingUnmap {
+  std::size_t size = 0;
+  void operator()(std::uint8_t* p) const;
+};
 
 class PacketLower {
  public:
@@ -68,22 +82,26 @@ class PacketLower {
     std::uint64_t freezes = 0;  // times the ring filled up
   };
 
+  struct Options {
+    bool ring = true;       // false: membership-only, receives nothing
+    int fanout_group = -1;  // 0..65535: join this PACKET_FANOUT_HASH group
+  };
+
   PacketLower() = default;
-  PacketLower(PacketLower&& o) noexcept;
-  PacketLower& operator=(PacketLower&& o) noexcept;
-  PacketLower(const PacketLower&) = delete;
-  PacketLower& operator=(const PacketLower&) = delete;
-  ~PacketLower();
 
   // Opens the socket inside ns on the interface ifindex (an index in ns),
   // sets the ring up and binds. -ENODEV if there is no such interface. *out
   // is replaced only on success.
-  static int open(const NetnsFd& ns, int ifindex, PacketLower* out);
+  static int open(const NetnsFd& ns, int ifindex, PacketLower* out) {
+    return open(ns, ifindex, out, Options{});
+  }
+  static int open(const NetnsFd& ns, int ifindex, PacketLower* out, const Options& options);
 
-  bool valid() const { return fd_ >= 0; }
+  bool valid() const { return fd_.valid(); }
   // For epoll: readable when a ring block is ready; EPOLLERR reports an
-  // interface that went down or away (see pending_error()).
-  int fd() const { return fd_; }
+  // interface that went down or away: pending_error() reads and clears it, so
+  // that a level-triggered epoll stops reporting it.
+  int fd() const { return fd_.get(); }
   int ifindex() const { return ifindex_; }
 
   // Copies up to batch.capacity() frames out of the ring; the batch is
@@ -120,15 +138,13 @@ class PacketLower {
   int read_stats(RingStats* out);
 
  private:
-  void close_all();
   int membership(int type, const MacBytes* mac, bool add);
   // Gives the current block back to the kernel and moves to the next one.
   void release_block();
 
-  int fd_ = -1;
+  OwnedFd fd_;
   int ifindex_ = 0;
-  std::uint8_t* ring_ = nullptr;
-  std::size_t ring_size_ = 0;
+  std::unique_ptr<std::uint8_t, RingUnmap> ring_;
 
   // Reader position: the block we are in, the next frame in it (nullptr:
   // not yet opened) and how many frames of the block remain.

@@ -17,6 +17,8 @@
 #include <cstring>
 #include <utility>
 
+#include "io/netlink.h"
+
 namespace umacvlan::io {
 namespace {
 
@@ -36,6 +38,8 @@ void copy_name(struct ifreq& ifr, const std::string& name) {
 // super-frames (IPv4, IPv6, with ECN). UDP stays segmented by the stack.
 constexpr unsigned kOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
 
+constexpr int kTapFlags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+
 // Opens /dev/net/tun in the calling thread's namespace and attaches it to the
 // TAP `name` there (creating it), with virtio-net headers and the offloads.
 // extra_flags: e.g. IFF_TUN_EXCL. The actual name is written back to
@@ -45,8 +49,7 @@ int open_tap_here(const std::string& name, int extra_flags, std::string* actual)
   if (fd < 0) return -errno;
   struct ifreq ifr {};
   copy_name(ifr, name);
-  ifr.ifr_flags = static_cast<short>(
-      static_cast<std::uint16_t>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | extra_flags));
+  ifr.ifr_flags = static_cast<short>(static_cast<std::uint16_t>(kTapFlags | extra_flags));
   int hdr_size = sizeof(VnetHeader);
   if (::ioctl(fd, TUNSETIFF, &ifr) != 0 || ::ioctl(fd, TUNSETVNETHDRSZ, &hdr_size) != 0 ||
       ::ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(kOffloads)) != 0) {
@@ -57,6 +60,18 @@ int open_tap_here(const std::string& name, int extra_flags, std::string* actual)
   }
   *actual = ifr.ifr_name;
   return fd;
+}
+
+// Attaches queues 1.. of the TAP `name` in the calling thread's namespace
+// (queue 0 is attached already) to *fds. 0 or -errno.
+int attach_more_queues(const std::string& name, std::size_t queues, std::vector<OwnedFd>* fds) {
+  while (fds->size() < queues) {
+    std::string same;
+    const int fd = open_tap_here(name, 0, &same);
+    if (fd < 0) return fd;
+    fds->emplace_back(fd);
+  }
+  return 0;
 }
 
 // SIOCGIFINDEX for name in the calling thread's namespace; ifindex or -errno.
@@ -70,10 +85,14 @@ int ifindex_here(const std::string& name) {
   return rc;
 }
 
-// Turns persistence off (so closing removes a device we made) and closes fd.
-void discard_tap(int fd) {
-  ::ioctl(fd, TUNSETPERSIST, 0UL);
-  ::close(fd);
+// Turns persistence off (so closing removes a device we made) and closes the fds.
+void discard_tap(std::vector<OwnedFd>& fds) {
+  if (!fds.empty()) ::ioctl(fds.front().get(), TUNSETPERSIST, 0UL);
+  fds.clear();
+}
+
+bool valid_queue_count(std::size_t queues) {
+  return queues >= 1 && queues <= TapDevice::kMaxQueues;
 }
 
 // RTM_NEWLINK on ifindex (in the calling thread's namespace): move it into the
@@ -117,99 +136,111 @@ int move_link_here(int ifindex, int target_fd, const std::string& name) {
 
 }  // namespace
 
-TapDevice::TapDevice(TapDevice&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)),
-      name_(std::move(o.name_)),
-      ifindex_(std::exchange(o.ifindex_, 0)) {}
-
-TapDevice& TapDevice::operator=(TapDevice&& o) noexcept {
-  if (this != &o) {
-    close_fd();
-    fd_ = std::exchange(o.fd_, -1);
-    name_ = std::move(o.name_);
-    ifindex_ = std::exchange(o.ifindex_, 0);
-  }
-  return *this;
-}
-
-TapDevice::~TapDevice() {
-  close_fd();
-}
-
-void TapDevice::close_fd() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-int TapDevice::open(const NetnsFd& ns, const std::string& name, TapDevice* out) {
-  if (out == nullptr || !valid_name(name)) return -EINVAL;
-  int fd = -1;
+int TapDevice::open(const NetnsFd& ns, const std::string& name, TapDevice* out, std::size_t queues,
+                    bool take_attached) {
+  if (out == nullptr || !valid_name(name) || !valid_queue_count(queues)) return -EINVAL;
+  std::vector<OwnedFd> fds;
   int ifindex = 0;
   std::string actual;
   const int rc = run_in_netns(ns, [&]() -> int {
-    fd = open_tap_here(name, 0, &actual);
+    if (name.find('%') == std::string::npos) {
+      // An existing device must be ours to take: a multi-queue TAP with
+      // headers that no one serves now.
+      RtNetlink rtnl;
+      if (const int e = RtNetlink::open(ns, &rtnl); e < 0) return e;
+      LinkInfo li;
+      if (rtnl.get_link(name, &li) == 0) {
+        if (!li.tun || !li.tun->tap || !li.tun->multi_queue || !li.tun->vnet_hdr) return -EINVAL;
+        if (li.tun->queues > 0 && !take_attached) return -EBUSY;
+      }
+    }
+    const int fd = open_tap_here(name, 0, &actual);
     if (fd < 0) return fd;
+    fds.emplace_back(fd);
     // Look the index up before making the device persistent, so that a
     // failure leaves a device we just created to vanish with the fd.
     ifindex = ifindex_here(actual);
     if (ifindex < 0) return ifindex;
+    if (const int e = attach_more_queues(actual, queues, &fds); e < 0) return e;
+    return ::ioctl(fds.front().get(), TUNSETPERSIST, 1UL) == 0 ? 0 : -errno;
+  });
+  if (rc != 0) return rc;
+  *out = TapDevice(std::move(fds), std::move(actual), ifindex);
+  return 0;
+}
+
+int TapDevice::create(const NetnsFd& home, const std::string& pattern, TapDevice* out,
+                      std::size_t queues) {
+  if (out == nullptr || !valid_name(pattern) || !valid_queue_count(queues)) return -EINVAL;
+  std::vector<OwnedFd> fds;
+  std::string actual;
+  int ifindex = 0;
+  const int rc = run_in_netns(home, [&]() -> int {
+    const int fd = open_tap_here(pattern, IFF_TUN_EXCL, &actual);
+    if (fd < 0) return fd;
+    fds.emplace_back(fd);
+    ifindex = ifindex_here(actual);
+    if (ifindex < 0) return ifindex;
+    if (const int e = attach_more_queues(actual, queues, &fds); e < 0) return e;
     return ::ioctl(fd, TUNSETPERSIST, 1UL) == 0 ? 0 : -errno;
   });
   if (rc != 0) {
-    if (fd >= 0) ::close(fd);
+    discard_tap(fds);
     return rc;
   }
-  *out = TapDevice(fd, std::move(actual), ifindex);
+  *out = TapDevice(std::move(fds), std::move(actual), ifindex);
+  return 0;
+}
+
+int TapDevice::move_to(const NetnsFd& target, const std::string& name) {
+  if (!valid()) return -EBADF;
+  if (!valid_name(name) || name.find('%') != std::string::npos) return -EINVAL;
+  const NetnsFd here = current_netns();
+  if (!here.valid()) return -errno;
+  std::string now;
+  if (const int rc = current_name(&now); rc < 0) return rc;
+  const int rc = run_in_netns(here, [&]() -> int {
+    const int ifindex = ifindex_here(now);
+    if (ifindex < 0) return ifindex;
+    return move_link_here(ifindex, target.get(), name);
+  });
+  if (rc < 0) return rc;
+  name_ = name;
+  const int ifindex = current_ifindex();
+  if (ifindex < 0) return ifindex;
+  ifindex_ = ifindex;
   return 0;
 }
 
 int TapDevice::create_and_move(const NetnsFd& home, const NetnsFd& target, const std::string& name,
-                               TapDevice* out) {
-  if (out == nullptr || !valid_name(name) || name.find('%') != std::string::npos) return -EINVAL;
+                               TapDevice* out, std::size_t queues) {
+  if (out == nullptr || !valid_name(name) || name.find('%') != std::string::npos ||
+      !valid_queue_count(queues))
+    return -EINVAL;
   if (!home.valid() || !target.valid()) return -EBADF;
   // Validate before creating anything: the name must be free in target.
   const int existing = run_in_netns(target, [&] { return ifindex_here(name); });
   if (existing > 0) return -EEXIST;
   if (existing != -ENODEV) return existing;
-
-  int fd = -1;
-  std::string actual;
-  const int rc = run_in_netns(home, [&]() -> int {
-    // Under its final name if that is free here, so the move needs no rename
-    // and fails atomically if the name got taken in target meanwhile;
-    // otherwise under a temporary one, renamed as it moves.
-    fd = open_tap_here(name, IFF_TUN_EXCL, &actual);
-    if (fd == -EBUSY) fd = open_tap_here("umvtmp%d", IFF_TUN_EXCL, &actual);
-    if (fd < 0) return fd;
-    const int ifindex = ifindex_here(actual);
-    if (ifindex < 0) return ifindex;
-    if (::ioctl(fd, TUNSETPERSIST, 1UL) != 0) return -errno;
-    return move_link_here(ifindex, target.get(), name);
-  });
-  if (rc != 0) {
-    if (fd >= 0) discard_tap(fd);
+  TapDevice dev;
+  if (const int rc = create(home, "umvtmp%d", &dev, queues); rc < 0) return rc;
+  if (const int rc = dev.move_to(target, name); rc < 0) {
+    dev.destroy();
     return rc;
   }
-  TapDevice dev(fd, name, 0);
-  const int ifindex = dev.current_ifindex();
-  if (ifindex < 0) {
-    dev.destroy();
-    return ifindex;
-  }
-  dev.ifindex_ = ifindex;
   *out = std::move(dev);
   return 0;
 }
 
 NetnsFd TapDevice::current_netns() const {
-  if (fd_ < 0) return NetnsFd();
-  return NetnsFd(::ioctl(fd_, TUNGETDEVNETNS));
+  if (!valid()) return NetnsFd();
+  return NetnsFd(::ioctl(fd(), TUNGETDEVNETNS));
 }
 
 int TapDevice::current_name(std::string* out) const {
-  if (fd_ < 0) return -EBADF;
+  if (!valid()) return -EBADF;
   struct ifreq ifr {};
-  if (::ioctl(fd_, TUNGETIFF, &ifr) != 0) return -errno;
+  if (::ioctl(fd(), TUNGETIFF, &ifr) != 0) return -errno;
   *out = ifr.ifr_name;
   return 0;
 }
@@ -237,14 +268,14 @@ int TapDevice::in_current_netns(const std::function<int(int, struct ifreq&)>& fn
 }
 
 int TapDevice::set_carrier(bool on) {
-  if (fd_ < 0) return -EBADF;
+  if (!valid()) return -EBADF;
   int value = on ? 1 : 0;
-  return ::ioctl(fd_, TUNSETCARRIER, &value) == 0 ? 0 : -errno;
+  return ::ioctl(fd(), TUNSETCARRIER, &value) == 0 ? 0 : -errno;
 }
 
 int TapDevice::set_persist(bool on) {
-  if (fd_ < 0) return -EBADF;
-  return ::ioctl(fd_, TUNSETPERSIST, on ? 1UL : 0UL) == 0 ? 0 : -errno;
+  if (!valid()) return -EBADF;
+  return ::ioctl(fd(), TUNSETPERSIST, on ? 1UL : 0UL) == 0 ? 0 : -errno;
 }
 
 int TapDevice::set_mac(const MacBytes& mac) {
@@ -274,18 +305,20 @@ int TapDevice::set_up(bool up) {
   });
 }
 
-int TapDevice::read_burst(FrameBatch& batch) {
+int TapDevice::read_burst(std::size_t q, FrameBatch& batch, std::size_t max_frames) {
   batch.clear();
-  if (fd_ < 0) return -EBADF;
+  const int qfd = fd(q);
+  if (qfd < 0) return -EBADF;
   // Bounded so that a stream of oversize frames cannot keep us here forever.
-  for (std::size_t attempts = 0; !batch.full() && attempts < 2 * kBatchSize; ++attempts) {
+  const std::size_t limit = std::min(max_frames, FrameBatch::capacity());
+  for (std::size_t attempts = 0; batch.count < limit && attempts < 2 * kBatchSize; ++attempts) {
     const std::span<std::uint8_t> slot = batch.slot(batch.count);
     // tun copies what fits and drops the rest silently, so read into the slot
     // plus one spare byte: a frame that reaches the spare did not fit.
     VnetHeader vnet;
     std::uint8_t spare;
     struct iovec iov[3] = {{&vnet, sizeof(vnet)}, {slot.data(), slot.size()}, {&spare, 1}};
-    const ssize_t n = ::readv(fd_, iov, 3);
+    const ssize_t n = ::readv(qfd, iov, 3);
     if (n < 0) {
       const int err = errno;
       if (err == EINTR) continue;
@@ -304,23 +337,24 @@ int TapDevice::read_burst(FrameBatch& batch) {
   return static_cast<int>(batch.count);
 }
 
-int TapDevice::write(const VnetHeader& vnet, std::span<const std::uint8_t> frame) {
-  if (fd_ < 0) return -EBADF;
+int TapDevice::write(std::size_t q, const VnetHeader& vnet, std::span<const std::uint8_t> frame) {
+  const int qfd = fd(q);
+  if (qfd < 0) return -EBADF;
   if (frame.size() < kEthHeaderSize) return -EINVAL;
   struct iovec iov[2] = {{const_cast<VnetHeader*>(&vnet), sizeof(vnet)},
                          {const_cast<std::uint8_t*>(frame.data()), frame.size()}};
   for (;;) {
-    const ssize_t n = ::writev(fd_, iov, 2);
+    const ssize_t n = ::writev(qfd, iov, 2);
     if (n >= 0) return static_cast<std::size_t>(n) == sizeof(vnet) + frame.size() ? 0 : -EIO;
     if (errno != EINTR) return -errno;
   }
 }
 
 int TapDevice::destroy() {
-  if (fd_ < 0) return 0;
+  if (!valid()) return 0;
   int rc = set_persist(false);
   if (rc == -EBADFD) rc = 0;  // already gone with its namespace
-  close_fd();
+  queues_.clear();
   name_.clear();
   ifindex_ = 0;
   return rc;

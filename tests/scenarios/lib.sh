@@ -13,8 +13,10 @@
 # Implementation under test: $MV is the command that creates/changes/deletes
 # macvlan links: "ip" (kernel) or the umacvlan CLI. Use umv_set_impl to switch.
 # With umacvlan every topology gets its own daemon socket
-# (UMACVLAN_SOCKET=<topology dir>/umacvlan.sock); tearing the topology down
-# stops that daemon.
+# (UMACVLAN_SOCKET=<topology dir>/umacvlan.sock) and its own namespace for
+# the daemon to live in (UMACVLAN_DAEMON_NETNS=/run/netns/<prefix>-d: the
+# daemon started on demand lives there, not in the host's namespace);
+# tearing the topology down stops that daemon.
 
 UMV_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 UMV_REPO=$(cd "$UMV_LIB_DIR/../.." && pwd)
@@ -258,18 +260,21 @@ umv_link_ready() { ip -n "$1" link show "$2" 2>/dev/null | head -1 | grep -q 'LO
 # umv_topo_up TAG [hairpin]
 #   NS_H  : "host", holds lower0 (veth)      NS_SW : bridge br0 with swp0, swx
 #   NS_X  : outside host, xeth 10.77.0.1/24  NS_A, NS_B : empty, for devices a, b
-# Sets NS_H NS_SW NS_X NS_A NS_B TOPO_DIR, exports UMACVLAN_SOCKET.
+#   NS_D  : where a umacvlan daemon started on demand lives
+# Sets NS_H NS_SW NS_X NS_A NS_B NS_D TOPO_DIR, exports UMACVLAN_SOCKET and
+# UMACVLAN_DAEMON_NETNS.
 umv_topo_up() {
     local tag=$1 hairpin=${2:-off}
     UMV_TOPO=$tag
     NS_H="${UMV_PFX}${tag}-h"; NS_SW="${UMV_PFX}${tag}-sw"; NS_X="${UMV_PFX}${tag}-x"
-    NS_A="${UMV_PFX}${tag}-a"; NS_B="${UMV_PFX}${tag}-b"
+    NS_A="${UMV_PFX}${tag}-a"; NS_B="${UMV_PFX}${tag}-b"; NS_D="${UMV_PFX}${tag}-d"
     TOPO_DIR="$UMV_TMP/$tag"
     mkdir -p "$TOPO_DIR"
     export UMACVLAN_SOCKET="$TOPO_DIR/umacvlan.sock"
+    export UMACVLAN_DAEMON_NETNS="/run/netns/$NS_D"
     echo "$UMACVLAN_SOCKET" >>"$UMV_TMP/sockets"
     local ns
-    for ns in "$NS_H" "$NS_SW" "$NS_X" "$NS_A" "$NS_B"; do umv_ns_add "$ns"; done
+    for ns in "$NS_D" "$NS_H" "$NS_SW" "$NS_X" "$NS_A" "$NS_B"; do umv_ns_add "$ns"; done
     ip -n "$NS_SW" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0 || return 1
     ip -n "$NS_H" link add lower0 type veth peer name swp0 netns "$NS_SW" || return 1
     ip -n "$NS_X" link add xeth type veth peer name swx netns "$NS_SW" || return 1
@@ -296,7 +301,11 @@ umv_topo_up() {
 umv_topo_down() {
     [ -n "$UMV_TOPO" ] || return 0
     umv_stop_daemon "$UMACVLAN_SOCKET"
-    umv_ns_delete "$NS_B" "$NS_A" "$NS_X" "$NS_SW" "$NS_H"
+    # UMV_KEEP_LOGS=DIR keeps each topology's daemon log for a post mortem.
+    if [ -n "${UMV_KEEP_LOGS:-}" ] && [ -f "$TOPO_DIR/umacvlan.log" ]; then
+        mkdir -p "$UMV_KEEP_LOGS" && cp "$TOPO_DIR/umacvlan.log" "$UMV_KEEP_LOGS/$(basename "$0" .sh)-$UMV_TOPO.log"
+    fi
+    umv_ns_delete "$NS_B" "$NS_A" "$NS_X" "$NS_SW" "$NS_H" "$NS_D"
     UMV_TOPO=""
 }
 

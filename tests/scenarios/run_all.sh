@@ -7,7 +7,10 @@
 
 set -uo pipefail
 DIR=$(cd "$(dirname "$0")" && pwd)
-SCRIPTS=(modes_matrix.sh passthru.sh source.sh errors.sh lifecycle.sh multicast.sh tcp.sh)
+SCRIPTS=(modes_matrix.sh passthru.sh source.sh errors.sh lifecycle.sh faults.sh multicast.sh tcp.sh)
+# umacvlan only (the daemon has no kernel counterpart): run with --impl umacvlan or both.
+DAEMON_SCRIPTS=(restart.sh hostile.sh daemon_faults.sh storm.sh)
+case " $* " in *" umacvlan "*|*" both "*|*"=umacvlan "*|*"=both "*) SCRIPTS+=("${DAEMON_SCRIPTS[@]}") ;; esac
 PER_SCRIPT_TIMEOUT=${UMV_SCRIPT_TIMEOUT:-900}
 
 case " $* " in *" -h "*|*" --help "*)

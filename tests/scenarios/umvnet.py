@@ -12,6 +12,17 @@ Run inside a network namespace (ip netns exec NS python3 umvnet.py ...).
       Send N broadcast ARP requests "who-has TARGET_IP" out of IFACE through an
       AF_PACKET socket, with IFACE's own MAC as source (like arping).
 
+  hostile SOCKET MODE [--seconds S]
+      A control-socket client that misbehaves for S seconds: "slow" sends a
+      valid request one byte a second, "silent" connects and sends nothing,
+      "noread" sends a request and never reads the reply, "halfway" sends half
+      a request and disconnects (again and again), "flood" sends 10 MB
+      without a newline. Prints what it did.
+
+  storm IFACE [--seconds S]
+      Sends broadcast frames out of IFACE (AF_PACKET) as fast as it can for S
+      seconds; prints how many.
+
 Exit codes: 0 success, 1 no reply, 2 usage or socket error.
 """
 import argparse
@@ -118,6 +129,101 @@ def cmd_arp_probe(args) -> int:
     return 0
 
 
+REQUEST = b'{"op":"show"}\n'
+
+
+def control_socket(path: str):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    return s
+
+
+def send_with_netns(s, data: bytes) -> None:
+    fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        socket.send_fds(s, [data], [fd])
+    finally:
+        os.close(fd)
+
+
+def cmd_hostile(args) -> int:
+    end = time.monotonic() + args.seconds
+    done = 0
+    try:
+        if args.mode == "slow":
+            s = control_socket(args.socket)
+            send_with_netns(s, REQUEST[:1])
+            for b in REQUEST[1:]:
+                if time.monotonic() >= end:
+                    break
+                time.sleep(1)
+                try:
+                    s.send(bytes([b]))
+                except OSError:
+                    break  # the daemon gave up on us: fine
+                done += 1
+        elif args.mode == "silent":
+            s = control_socket(args.socket)
+            time.sleep(max(0.0, end - time.monotonic()))
+        elif args.mode == "noread":
+            held = []
+            while time.monotonic() < end:
+                s = control_socket(args.socket)
+                send_with_netns(s, REQUEST)
+                held.append(s)
+                done += 1
+                time.sleep(0.2)
+        elif args.mode == "halfway":
+            while time.monotonic() < end:
+                s = control_socket(args.socket)
+                send_with_netns(s, REQUEST[: len(REQUEST) // 2])
+                s.close()
+                done += 1
+                time.sleep(0.05)
+        elif args.mode == "flood":
+            s = control_socket(args.socket)
+            s.settimeout(max(0.1, end - time.monotonic()))
+            chunk = b"a" * 65536
+            try:
+                send_with_netns(s, chunk)
+                done = len(chunk)
+                while done < 10 * 1024 * 1024 and time.monotonic() < end:
+                    done += s.send(chunk)
+            except OSError:
+                pass  # refused (EMSGSIZE answer, then closed): fine
+            time.sleep(max(0.0, end - time.monotonic()))
+        else:
+            print(f"umvnet hostile: unknown mode {args.mode}", file=sys.stderr)
+            return 2
+    except OSError as e:
+        print(f"umvnet hostile {args.mode}: {e}", file=sys.stderr)
+        return 2
+    print(f"hostile {args.mode}: {done}")
+    return 0
+
+
+def cmd_storm(args) -> int:
+    try:
+        mac = iface_mac(args.iface)
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+        sock.bind((args.iface, 0))
+    except OSError as e:
+        print(f"umvnet storm: {args.iface}: {e}", file=sys.stderr)
+        return 2
+    frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x88B5)).ljust(60, b"\0")
+    end = time.monotonic() + args.seconds
+    sent = 0
+    while time.monotonic() < end:
+        for _ in range(256):
+            try:
+                sock.send(frame)
+                sent += 1
+            except OSError:
+                pass  # a full queue: keep pushing
+    print(f"storm: {sent} broadcasts in {args.seconds}s")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,9 +239,20 @@ def main() -> int:
     pa.add_argument("--count", type=int, default=2)
     pa.add_argument("--interval", type=float, default=0.2)
     pa.add_argument("--sender-ip", default="0.0.0.0")
+    ph = sub.add_parser("hostile")
+    ph.add_argument("socket")
+    ph.add_argument("mode")
+    ph.add_argument("--seconds", type=float, default=5.0)
+    ps = sub.add_parser("storm")
+    ps.add_argument("iface")
+    ps.add_argument("--seconds", type=float, default=5.0)
     args = p.parse_args()
     if args.cmd == "ping":
         return cmd_ping(args)
+    if args.cmd == "hostile":
+        return cmd_hostile(args)
+    if args.cmd == "storm":
+        return cmd_storm(args)
     return cmd_arp_probe(args)
 
 

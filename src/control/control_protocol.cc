@@ -1,4 +1,4 @@
-#include "daemon/control_protocol.h"
+#include "control/control_protocol.h"
 
 #include <array>
 #include <limits>
@@ -16,17 +16,17 @@ constexpr std::array<std::pair<LinkOp, std::string_view>, 4> kOps{{
     {LinkOp::kShow, "show"},
 }};
 
-constexpr std::array<std::pair<MacaddrMode, std::string_view>, 5> kMacaddrModes{{
-    {MacaddrMode::kNone, "none"},
-    {MacaddrMode::kAdd, "add"},
-    {MacaddrMode::kDel, "del"},
-    {MacaddrMode::kSet, "set"},
-    {MacaddrMode::kFlush, "flush"},
+constexpr std::array<std::pair<core::SourceOp, std::string_view>, 5> kMacaddrModes{{
+    {core::SourceOp::kNone, "none"},
+    {core::SourceOp::kAdd, "add"},
+    {core::SourceOp::kDel, "del"},
+    {core::SourceOp::kSet, "set"},
+    {core::SourceOp::kFlush, "flush"},
 }};
 
-constexpr std::string_view kRequestKeys[] = {"op",    "name",       "link",  "address",
-                                             "mtu",   "up",         "type",  "mode",
-                                             "flags", "bcqueuelen", "bclim", "macaddr"};
+constexpr std::string_view kRequestKeys[] = {"op",    "name",     "link",   "address", "mtu",
+                                             "up",    "type",     "mode",   "flags",   "bcqueuelen",
+                                             "bclim", "spoofchk", "macaddr"};
 
 bool fail(std::string* error, std::string text) {
   if (error != nullptr) *error = std::move(text);
@@ -85,7 +85,7 @@ bool read_macaddr(const json& value, LinkRequest* request, std::string* error) {
     return fail(error, "\"macaddr.op\" must be a string");
   }
   auto mode = parse_macaddr_mode(op->get<std::string>());
-  if (!mode || *mode == MacaddrMode::kNone) {
+  if (!mode || *mode == core::SourceOp::kNone) {
     return fail(error, "unknown macaddr operation \"" + op->get<std::string>() + "\"");
   }
   std::vector<core::MacAddress> macs;
@@ -98,11 +98,11 @@ bool read_macaddr(const json& value, LinkRequest* request, std::string* error) {
       macs.push_back(mac);
     }
   }
-  const bool one = *mode == MacaddrMode::kAdd || *mode == MacaddrMode::kDel;
+  const bool one = *mode == core::SourceOp::kAdd || *mode == core::SourceOp::kDel;
   if (one && macs.size() != 1) {
     return fail(error, "macaddr " + std::string(to_string(*mode)) + " takes exactly one address");
   }
-  if (*mode == MacaddrMode::kFlush && !macs.empty()) {
+  if (*mode == core::SourceOp::kFlush && !macs.empty()) {
     return fail(error, "macaddr flush takes no address");
   }
   request->macaddr_mode = *mode;
@@ -126,14 +126,14 @@ std::optional<LinkOp> parse_link_op(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view to_string(MacaddrMode mode) {
+std::string_view to_string(core::SourceOp mode) {
   for (const auto& [value, text] : kMacaddrModes) {
     if (value == mode) return text;
   }
   return "unknown";
 }
 
-std::optional<MacaddrMode> parse_macaddr_mode(std::string_view text) {
+std::optional<core::SourceOp> parse_macaddr_mode(std::string_view text) {
   for (const auto& [value, name] : kMacaddrModes) {
     if (name == text) return value;
   }
@@ -153,7 +153,8 @@ json to_json(const LinkRequest& request) {
   if (request.flags) j["flags"] = *request.flags;
   if (request.bcqueuelen) j["bcqueuelen"] = *request.bcqueuelen;
   if (request.bclim) j["bclim"] = *request.bclim;
-  if (request.macaddr_mode != MacaddrMode::kNone) {
+  if (request.spoofchk) j["spoofchk"] = *request.spoofchk;
+  if (request.macaddr_mode != core::SourceOp::kNone) {
     json addresses = json::array();
     for (const auto& mac : request.macaddrs) addresses.push_back(mac.to_string());
     j["macaddr"] = {{"op", to_string(request.macaddr_mode)}, {"addresses", std::move(addresses)}};
@@ -211,6 +212,10 @@ bool from_json(const json& j, LinkRequest* out, std::string* error) {
   if (!read_integer(j, "bclim", std::numeric_limits<std::int32_t>::min(),
                     std::numeric_limits<std::int32_t>::max(), &r.bclim, error)) {
     return false;
+  }
+  if (auto it = j.find("spoofchk"); it != j.end()) {
+    if (!it->is_boolean()) return fail(error, "\"spoofchk\" must be true or false");
+    r.spoofchk = it->get<bool>();
   }
   if (auto it = j.find("macaddr"); it != j.end()) {
     if (!read_macaddr(*it, &r, error)) return false;

@@ -1,4 +1,4 @@
-#include "daemon/control_channel.h"
+#include "control/control_channel.h"
 
 #include <dirent.h>
 #include <fcntl.h>

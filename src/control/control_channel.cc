@@ -1,4 +1,4 @@
-#include "daemon/control_channel.h"
+#include "control/control_channel.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -156,6 +156,28 @@ std::string default_socket_path() {
   const char* env = std::getenv("UMACVLAN_SOCKET");
   if (env != nullptr && *env != '\0') return env;
   return kDefaultSocketPath;
+}
+
+namespace {
+
+std::string beside(const std::string& socket_path, const std::string& suffix) {
+  const std::string sock = ".sock";
+  if (socket_path.size() > sock.size() &&
+      socket_path.compare(socket_path.size() - sock.size(), sock.size(), sock) == 0)
+    return socket_path.substr(0, socket_path.size() - sock.size()) + suffix;
+  return socket_path + suffix;
+}
+
+}  // namespace
+
+std::string default_state_path(const std::string& socket_path) {
+  if (socket_path == kDefaultSocketPath) return "/var/lib/umacvlan/state.json";
+  return beside(socket_path, ".state.json");
+}
+
+std::string default_log_path(const std::string& socket_path) {
+  if (socket_path == kDefaultSocketPath) return "/var/log/umacvlan/umacvlan.log";
+  return beside(socket_path, ".log");
 }
 
 int send_message(int fd, const nlohmann::json& message, int pass_fd) {

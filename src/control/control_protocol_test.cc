@@ -1,4 +1,4 @@
-#include "daemon/control_protocol.h"
+#include "control/control_protocol.h"
 
 #include <gtest/gtest.h>
 
@@ -28,8 +28,9 @@ LinkRequest full_add() {
   r.flags = core::kFlagNoDst;
   r.bcqueuelen = 4294967295u;
   r.bclim = -2147483647 - 1;
-  r.macaddr_mode = MacaddrMode::kSet;
+  r.macaddr_mode = core::SourceOp::kSet;
   r.macaddrs = {mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02")};
+  r.spoofchk = true;
   return r;
 }
 
@@ -64,13 +65,14 @@ TEST(ControlProtocol, EveryModeAndMacaddrOpRoundTrips) {
     r.mode = m;
     EXPECT_EQ(round_trip(r), r) << core::to_string(m);
   }
-  for (MacaddrMode m :
-       {MacaddrMode::kAdd, MacaddrMode::kDel, MacaddrMode::kSet, MacaddrMode::kFlush}) {
+  for (core::SourceOp m :
+       {core::SourceOp::kAdd, core::SourceOp::kDel, core::SourceOp::kSet, core::SourceOp::kFlush}) {
     LinkRequest r;
     r.op = LinkOp::kSet;
     r.name = "m0";
     r.macaddr_mode = m;
-    if (m == MacaddrMode::kAdd || m == MacaddrMode::kDel) r.macaddrs = {mac("02:00:00:00:00:09")};
+    if (m == core::SourceOp::kAdd || m == core::SourceOp::kDel)
+      r.macaddrs = {mac("02:00:00:00:00:09")};
     EXPECT_EQ(round_trip(r), r) << to_string(m);
   }
 }
@@ -97,7 +99,7 @@ TEST(ControlProtocol, ZeroFlagsAndDownAreKept) {
 TEST(ControlProtocol, WireFormatIsStable) {
   EXPECT_EQ(to_json(full_add()), json::parse(R"({
     "op":"add","name":"m0","link":"eth0","address":"02:00:00:00:00:aa","mtu":1400,"up":true,
-    "type":"macvlan","mode":"source","flags":2,"bcqueuelen":4294967295,"bclim":-2147483648,
+    "type":"macvlan","mode":"source","flags":2,"bcqueuelen":4294967295,"bclim":-2147483648,"spoofchk":true,
     "macaddr":{"op":"set","addresses":["02:00:00:00:00:01","02:00:00:00:00:02"]}})"));
 }
 
@@ -135,6 +137,7 @@ const Malformed kMalformed[] = {
     {"mtu as string", R"({"op":"set","name":"m0","mtu":"1500"})"},
     {"mtu as float", R"({"op":"set","name":"m0","mtu":1500.5})"},
     {"up as number", R"({"op":"set","name":"m0","up":1})"},
+    {"spoofchk as string", R"({"op":"set","name":"m0","spoofchk":"on"})"},
     {"other type", R"({"op":"set","name":"m0","type":"vlan"})"},
     {"unknown mode", R"({"op":"set","name":"m0","mode":"hub"})"},
     {"unknown flag bits", R"({"op":"set","name":"m0","flags":4})"},
@@ -205,10 +208,10 @@ TEST(ControlProtocol, MalformedRepliesAreRefused) {
 TEST(ControlProtocol, NamesOfEnums) {
   EXPECT_EQ(parse_link_op("delete"), LinkOp::kDelete);
   EXPECT_EQ(parse_link_op("del"), std::nullopt);
-  EXPECT_EQ(parse_macaddr_mode("flush"), MacaddrMode::kFlush);
+  EXPECT_EQ(parse_macaddr_mode("flush"), core::SourceOp::kFlush);
   EXPECT_EQ(parse_macaddr_mode("Flush"), std::nullopt);
   EXPECT_EQ(to_string(LinkOp::kShow), "show");
-  EXPECT_EQ(to_string(MacaddrMode::kDel), "del");
+  EXPECT_EQ(to_string(core::SourceOp::kDel), "del");
 }
 
 }  // namespace

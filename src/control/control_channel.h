@@ -32,6 +32,13 @@ inline constexpr const char* kDefaultSocketPath = "/run/umacvlan/umacvlan.sock";
 
 // $UMACVLAN_SOCKET when set and not empty, else kDefaultSocketPath.
 std::string default_socket_path();
+// Where the daemon of a socket keeps its state and its log when started by
+// the CLI: /var/lib/umacvlan/state.json and /var/log/umacvlan/umacvlan.log
+// for the default socket; beside any other socket (NAME.sock ->
+// NAME.state.json, NAME.log), so that daemons on different sockets never
+// share them.
+std::string default_state_path(const std::string& socket_path);
+std::string default_log_path(const std::string& socket_path);
 
 int send_message(int fd, const nlohmann::json& message, int pass_fd = -1);
 int recv_message(int fd, nlohmann::json* out, int* passed_fd);

@@ -27,9 +27,6 @@ namespace umacvlan::control {
 
 enum class LinkOp { kAdd, kSet, kDelete, kShow };
 
-// The source-mode MAC list operation (IFLA_MACVLAN_MACADDR_MODE).
-enum class MacaddrMode { kNone, kAdd, kDel, kSet, kFlush };
-
 struct LinkRequest {
   LinkOp op = LinkOp::kShow;
   std::string name;  // add: the new NAME; set/del/show: the device (show: empty = all)
@@ -44,7 +41,9 @@ struct LinkRequest {
   std::optional<std::uint16_t> flags;
   std::optional<std::uint32_t> bcqueuelen;
   std::optional<std::int32_t> bclim;
-  MacaddrMode macaddr_mode = MacaddrMode::kNone;
+  // umacvlan's own: drop frames a device sends with a source MAC not its own.
+  std::optional<bool> spoofchk;
+  core::SourceOp macaddr_mode = core::SourceOp::kNone;
   std::vector<core::MacAddress> macaddrs;  // add/del: exactly one; set: any; flush: none
 
   friend bool operator==(const LinkRequest&, const LinkRequest&) = default;
@@ -58,8 +57,8 @@ struct Reply {
 
 std::string_view to_string(LinkOp op);
 std::optional<LinkOp> parse_link_op(std::string_view text);
-std::string_view to_string(MacaddrMode mode);
-std::optional<MacaddrMode> parse_macaddr_mode(std::string_view text);
+std::string_view to_string(core::SourceOp mode);
+std::optional<core::SourceOp> parse_macaddr_mode(std::string_view text);
 
 nlohmann::json to_json(const LinkRequest& request);
 bool from_json(const nlohmann::json& json, LinkRequest* out, std::string* error);

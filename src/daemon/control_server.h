@@ -1,0 +1,117 @@
+// ControlServer: the daemon's end of the control socket, served without ever
+// blocking: a client that sends one byte a second, never sends its request,
+// never reads its reply, disconnects half way or sends megabytes costs the
+// daemon a buffer and a deadline, never a wait.
+//
+// Contract
+// - open() listens on a Unix socket (control::listen_unix(): mode 0600) and
+//   keeps its own epoll fd; the caller's loop watches fd() and calls
+//   process() when it is readable, and at the latest after
+//   next_timeout_ms(). process() accepts, reads, answers and expires what is
+//   ready and returns without waiting.
+// - One request per connection, as the CLI sends it: one JSON line with the
+//   caller's network namespace as SCM_RIGHTS (control_channel.h). The peer is
+//   checked at accept (control::peer_allowed()); a peer that may not drive
+//   the daemon gets an EPERM reply, and its request is never read.
+// - Bounds: a request longer than ControlLimits::max_request_bytes gets an EMSGSIZE
+//   reply; one not complete within request_timeout_ms gets an ETIMEDOUT
+//   reply; a reply not taken within reply_timeout_ms is dropped with the
+//   connection. Beyond max_clients the newest connection is closed at once.
+//   When the process is out of file descriptors, accepting pauses for
+//   kAcceptRetryMs instead of spinning on the listening socket.
+// - The handler runs on the calling thread, once per complete, well-formed
+//   request; an exception out of it becomes an EIO reply ("internal error")
+//   and is counted, and the server goes on.
+// - The socket file is removed by the destructor. Single-threaded.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "control/control_protocol.h"
+#include "io/netns.h"
+#include "io/owned_fd.h"
+
+namespace umacvlan::daemon {
+
+struct ControlLimits {
+  std::size_t max_request_bytes = 1u << 20;
+  int request_timeout_ms = 5000;
+  int reply_timeout_ms = 5000;
+  std::size_t max_clients = 64;
+};
+
+class ControlServer {
+ public:
+  using Handler =
+      std::function<control::Reply(const control::LinkRequest&, const io::NetnsFd& caller)>;
+  using Clock = std::chrono::steady_clock;
+
+  static constexpr int kAcceptRetryMs = 100;
+
+  using Limits = ControlLimits;
+
+  struct Stats {
+    std::uint64_t accepted = 0;
+    std::uint64_t served = 0;        // requests handed to the handler
+    std::uint64_t refused_peer = 0;  // not root, no CAP_NET_ADMIN
+    std::uint64_t malformed = 0;     // not JSON, not a request, no namespace
+    std::uint64_t too_large = 0;
+    std::uint64_t timed_out = 0;
+    std::uint64_t handler_errors = 0;  // exceptions caught
+    std::uint64_t accept_errors = 0;   // EMFILE and friends
+    std::uint64_t over_capacity = 0;   // closed beyond max_clients
+  };
+
+  ControlServer() = default;
+  ~ControlServer();
+  ControlServer(ControlServer&&) noexcept = default;
+  ControlServer& operator=(ControlServer&&) noexcept = default;
+
+  // 0 or -errno (as control::listen_unix()).
+  static int open(const std::string& path, Handler handler, ControlServer* out,
+                  Limits limits = Limits{});
+
+  int fd() const { return epoll_.get(); }
+  void process();
+  // Milliseconds until the next deadline (0 if one passed), -1 if none.
+  int next_timeout_ms() const;
+  std::size_t clients() const { return clients_.size(); }
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Client {
+    io::OwnedFd fd;
+    io::OwnedFd netns;  // passed with the request
+    std::string in;
+    std::string out;
+    std::size_t sent = 0;
+    bool writing = false;
+    Clock::time_point deadline;
+  };
+
+  void accept_all();
+  void on_readable(Client& c);
+  void on_writable(Client& c);
+  // Queues reply (switching the client to writing) and tries to send it.
+  void answer(Client& c, const control::Reply& reply);
+  void close_client(int fd);
+  void expire(Clock::time_point now);
+  void set_events(int fd, std::uint32_t events);
+
+  std::string path_;
+  Handler handler_;
+  Limits limits_;
+  io::OwnedFd listen_;
+  io::OwnedFd epoll_;
+  bool accepting_ = true;
+  Clock::time_point accept_resume_;
+  std::map<int, std::unique_ptr<Client>> clients_;
+  Stats stats_;
+};
+
+}  // namespace umacvlan::daemon

@@ -1,0 +1,213 @@
+#include "daemon/state_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+namespace umacvlan::daemon {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kFormatVersion = 1;
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+json macs(const std::vector<core::MacAddress>& v) {
+  json a = json::array();
+  for (const auto& m : v) a.push_back(m.to_string());
+  return a;
+}
+
+json to_json(const DeviceRecord& d) {
+  json j = {{"name", d.name},
+            {"ifindex", d.ifindex},
+            {"netns", static_cast<std::uint64_t>(d.netns)},
+            {"mac", d.mac.to_string()},
+            {"mode", std::string(core::to_string(d.mode))},
+            {"flags", d.flags},
+            {"bcqueuelen", d.bcqueuelen},
+            {"sources", macs(d.sources)},
+            {"spoofchk", d.spoofchk},
+            {"mtu", d.mtu},
+            {"up", d.up}};
+  if (!d.pending_tap.empty()) j["pending_tap"] = d.pending_tap;
+  return j;
+}
+
+json to_json(const PortRecord& p) {
+  json devices = json::array();
+  for (const auto& d : p.devices) devices.push_back(to_json(d));
+  return {{"lower",
+           {{"name", p.lower_name},
+            {"ifindex", p.lower_ifindex},
+            {"netns", static_cast<std::uint64_t>(p.lower_netns)},
+            {"perm_mac", p.lower_perm_mac.to_string()}}},
+          {"bclim", p.bclim},
+          {"devices", std::move(devices)}};
+}
+
+// Strict readers: anything missing or of the wrong type throws, and load()
+// turns that into "corrupt".
+template <typename T>
+T get(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key))
+    throw std::runtime_error(std::string("no \"") + key + "\"");
+  return j.at(key).get<T>();
+}
+
+core::MacAddress get_mac(const json& j, const char* key) {
+  const auto m = core::MacAddress::parse(get<std::string>(j, key));
+  if (!m) throw std::runtime_error(std::string("bad MAC in \"") + key + "\"");
+  return *m;
+}
+
+DeviceRecord device_from(const json& j) {
+  DeviceRecord d;
+  d.name = get<std::string>(j, "name");
+  d.ifindex = get<int>(j, "ifindex");
+  d.netns = static_cast<ino_t>(get<std::uint64_t>(j, "netns"));
+  d.mac = get_mac(j, "mac");
+  const auto mode = core::parse_mode(get<std::string>(j, "mode"));
+  if (!mode) throw std::runtime_error("unknown mode");
+  d.mode = *mode;
+  d.flags = get<std::uint16_t>(j, "flags");
+  d.bcqueuelen = get<std::uint32_t>(j, "bcqueuelen");
+  for (const auto& s : get<json>(j, "sources")) {
+    const auto m = core::MacAddress::parse(s.get<std::string>());
+    if (!m) throw std::runtime_error("bad source MAC");
+    d.sources.push_back(*m);
+  }
+  d.spoofchk = get<bool>(j, "spoofchk");
+  d.mtu = get<std::uint32_t>(j, "mtu");
+  d.up = get<bool>(j, "up");
+  if (j.contains("pending_tap")) d.pending_tap = get<std::string>(j, "pending_tap");
+  return d;
+}
+
+PortRecord port_from(const json& j) {
+  PortRecord p;
+  const json& lower = get<json>(j, "lower");
+  p.lower_name = get<std::string>(lower, "name");
+  p.lower_ifindex = get<int>(lower, "ifindex");
+  p.lower_netns = static_cast<ino_t>(get<std::uint64_t>(lower, "netns"));
+  p.lower_perm_mac = get_mac(lower, "perm_mac");
+  p.bclim = get<std::int32_t>(j, "bclim");
+  for (const auto& d : get<json>(j, "devices")) p.devices.push_back(device_from(d));
+  return p;
+}
+
+int fail(std::string* error, int err, const std::string& what) {
+  if (error != nullptr) *error = what + ": " + errno_text(err);
+  return -err;
+}
+
+// fsync of the directory that holds path: the rename itself is durable.
+void sync_dir_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+int make_dirs_for(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) return 0;
+  const std::string dir = path.substr(0, slash);
+  for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    if (::mkdir(dir.substr(0, pos).c_str(), 0700) != 0 && errno != EEXIST) return -errno;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int save_state(const std::string& path, const State& state, std::string* error) {
+  json ports = json::array();
+  for (const auto& p : state.ports) ports.push_back(to_json(p));
+  const std::string text =
+      json{{"umacvlan_state", kFormatVersion}, {"ports", std::move(ports)}}.dump(1) + "\n";
+  if (const int rc = make_dirs_for(path); rc < 0)
+    return fail(error, -rc, "cannot create the directory of " + path);
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(error, errno, "cannot write " + tmp);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return fail(error, err, "cannot write " + tmp);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return fail(error, err, "cannot sync " + tmp);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return fail(error, err, "cannot rename " + tmp + " to " + path);
+  }
+  sync_dir_of(path);
+  return 0;
+}
+
+int load_state(const std::string& path, State* out, LoadResult* result, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) {
+      *out = State{};
+      *result = LoadResult::kMissing;
+      return 0;
+    }
+    return fail(error, errno, "cannot read " + path);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  State s;
+  std::string why;
+  try {
+    const json j = json::parse(text.str());
+    if (get<int>(j, "umacvlan_state") != kFormatVersion)
+      throw std::runtime_error("unknown format version");
+    for (const auto& p : get<json>(j, "ports")) s.ports.push_back(port_from(p));
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (why.empty()) {
+    *out = std::move(s);
+    *result = LoadResult::kLoaded;
+    return 0;
+  }
+  const std::string aside = path + ".corrupt-" + std::to_string(std::time(nullptr));
+  if (::rename(path.c_str(), aside.c_str()) != 0)
+    return fail(error, errno, "cannot move the corrupt " + path + " aside");
+  if (error != nullptr) *error = path + " is not a valid state (" + why + "); moved to " + aside;
+  *out = State{};
+  *result = LoadResult::kCorrupt;
+  return 0;
+}
+
+}  // namespace umacvlan::daemon

@@ -1,0 +1,72 @@
+// StateStore: the daemon's configuration on disk, so that a restart (clean
+// or after kill -9) finds every port and device again.
+//
+// What is kept is what only umacvlan knows: which lower each device belongs
+// to and its macvlan settings (mode, flags, source list, bcqueuelen, the
+// port's bclim, spoofchk), plus where each device and lower was last seen
+// (namespace inode, ifindex, name) to find it again. What the kernel keeps
+// itself (a device's current MAC, MTU, up/down, name) is recorded too, but
+// at re-adoption the kernel's present view wins.
+//
+// Contract: save() writes the whole state atomically (a temporary file in
+// the same directory, fsync, rename, fsync of the directory): after a crash
+// the file holds either the old or the new state, never a mix. load() reads
+// it strictly: a missing file is an empty state (kMissing); a file that is
+// not a valid state is renamed to PATH.corrupt-UNIXTIME and reported as
+// kCorrupt with the reason, the caller starting empty. Both return 0 or
+// -errno with a sentence in *error; nothing throws.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/mac_address.h"
+#include "core/mode.h"
+
+namespace umacvlan::daemon {
+
+struct DeviceRecord {
+  std::string name;
+  int ifindex = 0;
+  ino_t netns = 0;  // inode of the namespace it lives in
+  core::MacAddress mac;
+  core::Mode mode = core::Mode::kVepa;
+  std::uint16_t flags = 0;
+  std::uint32_t bcqueuelen = 0;
+  std::vector<core::MacAddress> sources;
+  bool spoofchk = false;
+  std::uint32_t mtu = 0;
+  bool up = false;
+  // While a `link add` runs: the temporary name of its TAP in the daemon's
+  // namespace, before it moves to `netns` as `name`. A restart finds it
+  // there (the add never finished: remove it) or finds it moved (adopt it).
+  std::string pending_tap;
+  bool operator==(const DeviceRecord&) const = default;
+};
+
+struct PortRecord {
+  std::string lower_name;
+  int lower_ifindex = 0;
+  ino_t lower_netns = 0;
+  core::MacAddress lower_perm_mac;  // given back when the port goes (passthru)
+  std::int32_t bclim = 0;
+  std::vector<DeviceRecord> devices;
+  bool operator==(const PortRecord&) const = default;
+};
+
+struct State {
+  std::vector<PortRecord> ports;
+  bool operator==(const State&) const = default;
+};
+
+enum class LoadResult { kLoaded, kMissing, kCorrupt };
+
+int save_state(const std::string& path, const State& state, std::string* error);
+// Returns 0 (also for kMissing and kCorrupt, with *result saying which) or
+// -errno when the file exists but cannot be read or moved aside.
+int load_state(const std::string& path, State* out, LoadResult* result, std::string* error);
+
+}  // namespace umacvlan::daemon

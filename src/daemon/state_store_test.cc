@@ -1,0 +1,117 @@
+// Files in a temporary directory; nothing else.
+#include "daemon/state_store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace umacvlan::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+core::MacAddress mac(const char* s) {
+  return *core::MacAddress::parse(s);
+}
+
+State sample() {
+  State s;
+  PortRecord p;
+  p.lower_name = "lower0";
+  p.lower_ifindex = 2;
+  p.lower_netns = 4026532001;
+  p.lower_perm_mac = mac("02:77:00:00:00:02");
+  p.bclim = -1;
+  DeviceRecord a;
+  a.name = "mva";
+  a.ifindex = 7;
+  a.netns = 4026532002;
+  a.mac = mac("02:00:00:00:00:0a");
+  a.mode = core::Mode::kBridge;
+  a.bcqueuelen = 5000;
+  a.mtu = 1400;
+  a.up = true;
+  a.spoofchk = true;
+  DeviceRecord s1 = a;
+  s1.name = "src0";
+  s1.mode = core::Mode::kSource;
+  s1.flags = core::kFlagNoDst;
+  s1.sources = {mac("02:00:00:00:aa:01"), mac("02:00:00:00:aa:02")};
+  s1.pending_tap = "umv1234abcd0";
+  p.devices = {a, s1};
+  s.ports = {p};
+  return s;
+}
+
+class StateStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/umv-state-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/sub/state.json";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string dir_, path_;
+};
+
+TEST_F(StateStoreTest, RoundTripsEveryField) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0) << error;
+  EXPECT_FALSE(fs::exists(path_ + ".tmp"));
+  EXPECT_EQ(fs::status(path_).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << error;
+  EXPECT_EQ(result, LoadResult::kLoaded);
+  EXPECT_EQ(back, sample());
+}
+
+TEST_F(StateStoreTest, AMissingFileIsAnEmptyState) {
+  State back = sample();
+  LoadResult result;
+  std::string error;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(result, LoadResult::kMissing);
+  EXPECT_TRUE(back.ports.empty());
+}
+
+TEST_F(StateStoreTest, ACorruptFileIsMovedAsideAndReported) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0);
+  for (const std::string& bad :
+       {std::string("{\"umacvlan_state\": 1, \"ports\": [{\"lower\": 3}]}"),
+        std::string("not json at all"), std::string("{\"umacvlan_state\": 99, \"ports\": []}"),
+        std::string("")}) {
+    std::ofstream(path_) << bad;
+    State back = sample();
+    LoadResult result;
+    ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << bad;
+    EXPECT_EQ(result, LoadResult::kCorrupt) << bad;
+    EXPECT_TRUE(back.ports.empty());
+    EXPECT_FALSE(fs::exists(path_)) << "moved aside";
+    EXPECT_NE(error.find("moved to"), std::string::npos) << error;
+    std::size_t aside = 0;
+    for (const auto& e : fs::directory_iterator(dir_ + "/sub"))
+      aside += e.path().filename().string().rfind("state.json.corrupt-", 0) == 0;
+    EXPECT_GE(aside, 1u);
+  }
+}
+
+TEST_F(StateStoreTest, ASaveReplacesTheWholeFile) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0);
+  ASSERT_EQ(save_state(path_, State{}, &error), 0);
+  State back = sample();
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(result, LoadResult::kLoaded);
+  EXPECT_TRUE(back.ports.empty());
+}
+
+}  // namespace
+}  // namespace umacvlan::daemon
