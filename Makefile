@@ -21,7 +21,7 @@ FUZZ_TARGETS = frame:src/core/umacvlan_core_fuzz:2048 \
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
   nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev \
-  iproute2 iputils-ping iputils-arping iperf3 tcpdump procps python3 kmod
+  iproute2 iputils-ping iputils-arping iperf3 tcpdump procps python3 kmod nftables passwd util-linux
 
 .PHONY: all deps build test unit fuzz asan asan-build soak scenarios demo bench clean format
 

@@ -422,6 +422,9 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   spec.name = req.name;
   spec.address = req.address;
   spec.mtu = req.mtu;
+  // By default a device takes its lower's MTU; a TAP cannot go as high as a
+  // lower may (65535): the highest it can, then.
+  if (!spec.mtu && next.lower().mtu > io::TapDevice::kMaxMtu) spec.mtu = io::TapDevice::kMaxMtu;
   spec.mode = req.mode;
   spec.flags = req.flags.value_or(0);
   spec.bcqueuelen = req.bcqueuelen;

@@ -56,6 +56,9 @@ namespace umacvlan::io {
 class TapDevice {
  public:
   static constexpr std::size_t kMaxQueues = 16;
+  // The largest MTU a TAP takes (the kernel's tun max_mtu: 65535 minus an
+  // Ethernet header); a macvlan takes up to its lower's.
+  static constexpr std::uint32_t kMaxMtu = 65521;
 
   TapDevice() = default;
 

@@ -12,11 +12,19 @@
 #     nothing behind, and once the clients are gone requests work again
 #   4 a change the kernel refuses (a TAP's MTU tops out at 65521; the lower's
 #     is 65535): `link set mtu 65530` reports the refusal (exit 2, a message)
-#     and changes nothing; a later `link set mtu 9000` works
+#     and changes nothing; a later `link set mtu 9000` works; a new device
+#     on that lower takes 65521 (the kernel's macvlan would take 65535)
 #   5 an unprivileged user (made with useradd, run with runuser): the CLI
 #     says it needs root or CAP_NET_ADMIN and creates nothing; even with the
 #     socket opened up to everyone, the daemon refuses it (EPERM) and it
 #     cannot create, change or list devices
+#   6 spoofchk: b (mvb, ns B) captures what a sends; a frame a sends with a
+#     source MAC not its own reaches b while spoofchk is off (the kernel's
+#     behaviour), not once `link set mva type macvlan spoofchk on`; a's own
+#     frames (ping) still do
+#   7 limits: a daemon started with --max-devices 3 --max-sources 2 refuses
+#     the 4th device and a source list of 3 (exit 2, a message), and
+#     nothing is left behind
 # Exit: 0 as expected, 1 otherwise, 2 setup error.
 
 set -uo pipefail
@@ -113,6 +121,12 @@ run() {
     umv_run_capture rc msg umv_mv "$NS_A" link set mva mtu 9000
     umv_rec "4: then mtu 9000 (rc)" "$rc" 0
     umv_rec "4: ... mtu 9000" "$(mtu_of "$NS_A" mva)" 9000
+    umv_run_capture rc msg umv_mv "$NS_H" link add link lower0 name mvbig type macvlan mode bridge
+    umv_rec "4: a new device on that lower (rc)" "$rc" 0
+    umv_rec "4: ... takes the highest MTU a TAP can" "$(mtu_of "$NS_H" mvbig)" 65521
+    umv_mv "$NS_H" link del mvbig >/dev/null 2>&1
+    ip -n "$NS_A" link set mva mtu 1500
+    ip -n "$NS_H" link set lower0 mtu 1500
 
     # 5: an unprivileged user.
     trap 'remove_user; umv_cleanup' EXIT
@@ -145,6 +159,45 @@ run() {
         chmod 0600 "$UMACVLAN_SOCKET"; chmod 0700 "$(dirname "$UMACVLAN_SOCKET")" "$UMV_TMP"
         remove_user
     fi
+    # 6: spoofchk.
+    umv_mkdev mvb bridge "$NS_B" 10.77.0.12/24 || umv_log "creating mvb failed"
+    local bmac spoof=02:99:00:00:00:99
+    bmac=$(umv_mac "$NS_B" mvb)
+    spoof_seen() {
+        umv_cap_start "$NS_B" mvb "ether src $spoof" || { echo ERR; return; }
+        ip netns exec "$NS_A" "$UMV_PYTHON" "$UMV_PY" send-frame mva "$bmac" "$spoof" --count 3
+        sleep 1
+        umv_cap_stop "$UMV_CAP_PID"
+        umv_cap_seen "$UMV_CAP_OUT"
+    }
+    umv_rec "6: spoofchk off: a's spoofed frame reaches b" "$(spoof_seen)" yes
+    umv_run_capture rc msg umv_mv "$NS_A" link set dev mva type macvlan spoofchk on
+    umv_rec "6: spoofchk on (rc)" "$rc" 0
+    umv_rec "6: shown in -d" "$(umv_mv "$NS_A" -d link show mva | grep -c 'spoofchk on')" 1
+    umv_rec "6: spoofchk on: a's spoofed frame reaches b" "$(spoof_seen)" no
+    umv_rec "6: spoofchk on: a>b still answers" "$(umv_yn umv_ping "$NS_A" 10.77.0.12)" yes
+
+    # 7: limits, on a daemon started by hand with lower ones.
+    pid=$(daemon_pid)
+    kill -TERM "$pid"
+    umv_wait_for 5 sh -c "! kill -0 $pid 2>/dev/null"
+    ip netns exec "$NS_D" "$MV" daemon --socket "$UMACVLAN_SOCKET" --max-devices 3 --max-sources 2 \
+        --log-file "$TOPO_DIR/limits.log" </dev/null >/dev/null 2>&1 &
+    echo $! >>"$UMV_TMP/pids"
+    umv_wait_for 5 test -S "$UMACVLAN_SOCKET"
+    umv_run_capture rc msg umv_mv "$NS_H" link add link lower0 name mvl3 type macvlan mode bridge
+    umv_rec "7: 3rd device (rc)" "$rc" 0
+    umv_run_capture rc msg umv_mv "$NS_H" link add link lower0 name mvl4 type macvlan mode bridge
+    umv_note "7: 4th device: exit $rc: $msg"
+    umv_rec "7: 4th device refused (rc)" "$rc" 2
+    umv_rec "7: ... says the limit" "$(case "$msg" in *limit*) echo yes ;; *) echo no ;; esac)" yes
+    umv_rec "7: ... nothing left behind" "$(present "$NS_H" mvl4)" gone
+    umv_mv "$NS_H" link del mvl3 >/dev/null 2>&1
+    umv_run_capture rc msg umv_mv "$NS_H" link add link lower0 name mvl5 type macvlan mode source \
+        macaddr set 02:00:00:00:aa:01 02:00:00:00:aa:02 02:00:00:00:aa:03
+    umv_note "7: 3 source entries: exit $rc: $msg"
+    umv_rec "7: 3 source entries refused (rc)" "$rc" 2
+    umv_rec "7: ... nothing left behind" "$(present "$NS_H" mvl5)" gone
     umv_topo_down
 }
 

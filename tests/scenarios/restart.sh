@@ -15,7 +15,11 @@
 #     lists them identically and a>b answers again
 #   4 a corrupt state file: moved aside with a logged reason; the daemon
 #     starts empty and the kernel's devices are left alone
-#   5 `umacvlan daemon --cleanup`: every device goes, and the state file
+#   5 leftovers of a crashed run (made by hand after a kill -9: a stale
+#     nftables table of this daemon's in the lower's namespace, a half-made
+#     TAP of its own in its namespace) are removed by the next start; its
+#     live table stays
+#   6 `umacvlan daemon --cleanup`: every device goes, and the state file
 # Exit: 0 as expected, 1 otherwise, 2 setup error.
 
 set -uo pipefail
@@ -159,15 +163,34 @@ run() {
     umv_rec "4: the kernel's devices are left alone" \
         "$(ip -n "$NS_A" link show mva >/dev/null 2>&1 && echo yes || echo no)" yes
 
-    # 5: --cleanup, on a state that names devices again.
+    # 5: leftovers of a crashed run (on a port made again after case 4).
     umv_mv "$NS_H" link add link lower0 name mvc type macvlan mode bridge >/dev/null 2>&1
+    local table inst
+    table=$(ip netns exec "$NS_H" nft list tables netdev 2>/dev/null | awk '/umacvlan_/ { print $3; exit }')
+    inst=$(echo "$table" | sed -n 's/^umacvlan_\([0-9a-f]*\)_.*/\1/p')
+    if [ -z "$inst" ]; then
+        umv_rec "5: the daemon's nftables table" "not found" found
+    else
+        pid=$(daemon_pid)
+        kill -KILL "$pid"; wait_gone "$pid"
+        ip netns exec "$NS_H" nft add table netdev "umacvlan_${inst}_99"
+        ip -n "$NS_D" tuntap add mode tap multi_queue vnet_hdr name "umv${inst}7"
+        umv_mv "$NS_H" link show >/dev/null 2>&1   # starts a daemon on demand
+        umv_rec "5: stale nftables table removed" \
+            "$(ip netns exec "$NS_H" nft list tables netdev | grep -q "umacvlan_${inst}_99" && echo no || echo yes)" yes
+        umv_rec "5: live nftables table kept" \
+            "$(ip netns exec "$NS_H" nft list tables netdev | grep -q "$table" && echo yes || echo no)" yes
+        umv_rec "5: half-made TAP removed" "$(ip -n "$NS_D" link show "umv${inst}7" >/dev/null 2>&1 && echo no || echo yes)" yes
+    fi
+
+    # 6: --cleanup.
     pid=$(daemon_pid)
     kill -TERM "$pid"; wait_gone "$pid"
     ip netns exec "$NS_D" "$MV" daemon --socket "$UMACVLAN_SOCKET" --cleanup >/dev/null 2>&1
-    umv_rec "5: --cleanup exit code" "$?" 0
-    umv_rec "5: --cleanup removed the device" \
+    umv_rec "6: --cleanup exit code" "$?" 0
+    umv_rec "6: --cleanup removed the device" \
         "$(ip -n "$NS_H" link show mvc >/dev/null 2>&1 && echo no || echo yes)" yes
-    umv_rec "5: --cleanup removed the state file" "$([ -e "$state" ] && echo no || echo yes)" yes
+    umv_rec "6: --cleanup removed the state file" "$([ -e "$state" ] && echo no || echo yes)" yes
     umv_topo_down
 }
 

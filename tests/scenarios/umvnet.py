@@ -19,6 +19,10 @@ Run inside a network namespace (ip netns exec NS python3 umvnet.py ...).
       a request and disconnects (again and again), "flood" sends 10 MB
       without a newline. Prints what it did.
 
+  send-frame IFACE DST SRC [--count N] [--ethertype T]
+      Sends N frames DST <- SRC (MACs as aa:bb:..) out of IFACE, whatever
+      IFACE's own MAC is (a spoofed source, say).
+
   storm IFACE [--seconds S]
       Sends broadcast frames out of IFACE (AF_PACKET) as fast as it can for S
       seconds; prints how many.
@@ -202,6 +206,26 @@ def cmd_hostile(args) -> int:
     return 0
 
 
+def mac_bytes(text: str) -> bytes:
+    return bytes(int(x, 16) for x in text.split(":"))
+
+
+def cmd_send_frame(args) -> int:
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(args.ethertype))
+        sock.bind((args.iface, 0))
+        frame = (mac_bytes(args.dst) + mac_bytes(args.src) +
+                 struct.pack("!H", args.ethertype) + b"umacvlan-send-frame").ljust(60, b"\0")
+        for i in range(args.count):
+            if i:
+                time.sleep(0.05)
+            sock.send(frame)
+    except (OSError, ValueError) as e:
+        print(f"umvnet send-frame: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_storm(args) -> int:
     try:
         mac = iface_mac(args.iface)
@@ -243,6 +267,12 @@ def main() -> int:
     ph.add_argument("socket")
     ph.add_argument("mode")
     ph.add_argument("--seconds", type=float, default=5.0)
+    pf = sub.add_parser("send-frame")
+    pf.add_argument("iface")
+    pf.add_argument("dst")
+    pf.add_argument("src")
+    pf.add_argument("--count", type=int, default=3)
+    pf.add_argument("--ethertype", type=lambda v: int(v, 0), default=0x88B5)
     ps = sub.add_parser("storm")
     ps.add_argument("iface")
     ps.add_argument("--seconds", type=float, default=5.0)
@@ -253,6 +283,8 @@ def main() -> int:
         return cmd_hostile(args)
     if args.cmd == "storm":
         return cmd_storm(args)
+    if args.cmd == "send-frame":
+        return cmd_send_frame(args)
     return cmd_arp_probe(args)
 
 
