@@ -20,10 +20,10 @@ FUZZ_TARGETS = frame:src/core/umacvlan_core_fuzz:2048 \
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
-  nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev \
-  iproute2 iputils-ping iputils-arping iperf3 tcpdump procps python3 kmod nftables passwd util-linux
+  nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev liburing-dev \
+  iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux
 
-.PHONY: all deps build test unit fuzz asan asan-build soak scenarios demo bench clean format
+.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios demo bench clean format
 
 all: build
 
@@ -37,16 +37,24 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Everything: the product, the tests, the benchmarks.
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Every test: bounded fuzzing runs, the unit tests and a short churn on an
-# AddressSanitizer build, then the unit tests of the core and the I/O
-# backends and the scenario suite in network namespaces (kernel macvlan vs
-# umacvlan) on the normal build.
-test: build fuzz asan
-	cd $(BUILD) && ctest --output-on-failure -j 1
+# The product alone (the umacvlan binary), for the scenarios and the lab.
+product: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target umacvlan
+
+# Every test: bounded fuzzing runs; every unit test (core, CLI, control,
+# I/O backends in namespaces, dataplane) and a short churn on an
+# AddressSanitizer + UBSan build; then the scenario suite in network
+# namespaces (kernel macvlan vs umacvlan, and the daemon's own) on the
+# normal, optimised build. The unit tests are built and run once, on the
+# sanitizer build: that keeps `make test` well inside its half hour.
+test: fuzz asan product
+	cd $(BUILD) && ctest --output-on-failure -j 1 -L scenario
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L 'core|cli|control'
@@ -90,13 +98,14 @@ soak: asan-build
 	$(ASAN_ENV) UMACVLAN_BIN=$(CURDIR)/$(ASAN_BUILD)/src/cli/umacvlan \
 	  bash tests/scenarios/churn.sh --seconds $(SOAK_SECONDS)
 
-scenarios: build
+scenarios: product
 	bash tests/scenarios/run_all.sh --impl both
 
-demo: build
+demo: product
 	bash tools/demo.sh
 
-bench: build
+bench: product
+	cmake --build $(BUILD) -j $(JOBS) --target umacvlan_core_bench
 	bash bench/run.sh
 
 format:

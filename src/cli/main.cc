@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -80,7 +81,8 @@ std::string usage() {
   return "Usage: umacvlan [ OPTIONS ] link { COMMAND | help }\n"
          "       umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] [ --netns "
          "PATH ]\n"
-         "                       [ --workers N ] [ --max-devices N ] [ --max-sources N ]\n"
+         "                       [ --workers N ] [ --tap-io auto|uring|syscalls ]\n"
+         "                       [ --max-devices N ] [ --max-sources N ]\n"
          "                       [ --idle-exit SECONDS ] [ --cleanup ]\n"
          "       umacvlan help\n"
          "where  OPTIONS := { -V[ersion] | -s[tats] | -d[etails] | -j[son] | -p[retty] |\n"
@@ -148,7 +150,10 @@ int run_daemon(std::vector<std::string> args, const GlobalOptions& global) {
   bool foreground = false;
   bool cleanup = false;
   int idle_exit_seconds = 0;
-  std::size_t workers = 1;
+  // One dataplane thread per CPU: each reads its own queue of every TAP and
+  // its own ring on the lower.
+  std::size_t workers =
+      std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, daemon::kMaxWorkers);
   core::PortLimits limits;
   app.add_option("--socket", socket, "control socket path")->capture_default_str();
   app.add_option("--state", state,
@@ -166,6 +171,18 @@ int run_daemon(std::vector<std::string> args, const GlobalOptions& global) {
                "remove every device this daemon made (and its state file), then exit");
   app.add_option("--workers", workers, "dataplane threads")
       ->check(CLI::Range(std::size_t{1}, daemon::kMaxWorkers))
+      ->capture_default_str();
+  std::string tap_io = "auto";
+  app.add_option("--tap-io", tap_io,
+                 "how workers read and write TAPs: uring (a burst per system call), syscalls "
+                 "(one per frame), auto (uring where the kernel allows)")
+      ->check(CLI::IsMember({"auto", "uring", "syscalls"}))
+      ->capture_default_str();
+  int poll_us = 0;
+  app.add_option("--poll-us", poll_us,
+                 "microseconds a worker keeps polling after its last frame before it sleeps "
+                 "(lower latency under traffic, a busy core meanwhile; idle costs nothing)")
+      ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   app.add_option("--max-devices", limits.max_devices, "devices per lower")
       ->check(CLI::PositiveNumber)
@@ -197,6 +214,10 @@ int run_daemon(std::vector<std::string> args, const GlobalOptions& global) {
   options.netns = netns;
   options.idle_exit_seconds = idle_exit_seconds;
   options.workers = workers;
+  options.poll_us = poll_us;
+  options.tap_io = tap_io == "uring"      ? daemon::TapIo::kUring
+                   : tap_io == "syscalls" ? daemon::TapIo::kSyscalls
+                                          : daemon::TapIo::kAuto;
   options.limits = limits;
   options.cleanup = cleanup;
   return daemon::run(options);

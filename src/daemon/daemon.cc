@@ -31,7 +31,7 @@ constexpr long kTickMillis = 250;
 // left a namespace with setns() raises none).
 constexpr int kLivenessTicks = 20;
 
-// Names this daemon's leftovers (nftables tables, half-made TAPs): 8 hex
+// Names this daemon's nftables tables (umacvlan_<instance>_N): 8 hex
 // digits of the state file's path, so that daemons on different sockets
 // never take each other's.
 std::string instance_of(const std::string& state_path) {
@@ -74,7 +74,7 @@ int run(const Options& options) {
   const std::string state_path = options.state_path.empty()
                                      ? control::default_state_path(options.socket_path)
                                      : options.state_path;
-  Dataplane dataplane(options.workers);
+  Dataplane dataplane(options.workers, options.tap_io, options.poll_us);
   io::NetnsWatch watch;
   if (int rc = io::NetnsWatch::open(&watch); rc < 0) {
     spdlog::error("cannot watch namespaces: {}", std::strerror(-rc));
@@ -159,6 +159,7 @@ int run(const Options& options) {
           std::uint64_t expirations = 0;
           (void)!::read(tfd.get(), &expirations, sizeof expirations);
           links.poll_multicast();
+          links.flush_state();
           if (++ticks % kLivenessTicks == 0) {
             if (auto gone = watch.scan(); !gone.empty()) links.on_orphaned(gone);
           }
@@ -174,6 +175,7 @@ int run(const Options& options) {
           spdlog::info(
               "umacvlan daemon stopping on signal {}; {} device(s) stay for the next start",
               si.ssi_signo, links.device_count());
+          links.flush_state();
           running = false;
           break;
         }

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/port.h"
+#include "daemon/dataplane.h"
 
 namespace umacvlan::daemon {
 
@@ -28,13 +29,14 @@ struct Options {
   std::string socket_path;
   // The network namespace the daemon lives in (an nsfs path); empty: the
   // one of PID 1, the host's, whatever namespace the daemon was started from
-  // (a CLI in a container or `ip netns exec` starts it on demand). Devices
-  // are made there and moved to the caller's namespace; it is the one
-  // namespace the daemon keeps alive for good.
+  // (a CLI in a container or `ip netns exec` starts it on demand). It is
+  // the one namespace the daemon keeps alive for good.
   std::string netns;
   std::string state_path;  // empty: control::default_state_path(socket_path)
   int idle_exit_seconds = 0;
   std::size_t workers = 1;
+  TapIo tap_io = TapIo::kAuto;
+  int poll_us = 0;  // a worker polls this long after its last frame before it sleeps
   core::PortLimits limits;
   bool cleanup = false;
 };

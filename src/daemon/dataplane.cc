@@ -1,5 +1,6 @@
 #include "daemon/dataplane.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -7,7 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <unordered_map>
+
+#include "io/uring.h"
 
 namespace umacvlan::daemon {
 namespace {
@@ -73,12 +77,18 @@ void Forwarder::deliver(const PortView& view, std::span<const std::uint8_t> fram
         core::count_drop(drops, core::DropReason::kTooBig);
       }
     }
+    const bool flood = t.reason == core::Reason::kFlood;
     if (ok) {
       ++counters_.copies;
-      ok = dev->tap.write(worker_ % dev->tap.queue_count(), vnet, frame) == 0;
+      const std::size_t q = worker_ % dev->tap.queue_count();
+      if (writer_ != nullptr) {
+        writer_->write(*dev, q, vnet, frame, flood, drops);  // counted when written
+        continue;
+      }
+      ok = dev->tap.write(q, vnet, frame) == 0;
       if (!ok) core::count_drop(drops, core::DropReason::kIoError);
     }
-    core::count_rx(dev->counters[worker_], frame.size(), t.reason == core::Reason::kFlood, ok);
+    core::count_rx(dev->counters[worker_], frame.size(), flood, ok);
   }
 }
 
@@ -109,49 +119,144 @@ void Forwarder::from_device(const PortView& view, core::DeviceId from,
   decisions_.clear();
   for (std::size_t i = 0; i < batch.count; ++i) view.port->transmit(from, batch[i], decisions_);
   core::PortCounters& drops = view.io->drops[worker_];
-  io::PacketLower* wire = worker_ < view.io->rings.size() ? &view.io->rings[worker_] : nullptr;
+  std::size_t to_wire = 0;
   for (std::size_t i = 0; i < batch.count; ++i) {
     const core::Verdict& v = decisions_[i];
     const std::span<const std::uint8_t> frame = batch[i];
     if (v.drop == core::DropReason::kNone && !vnet_ok(batch.vnet[i], frame.size())) {
       core::count_drop(drops, core::DropReason::kBadVnet);
-      core::count_tx(src->counters[worker_], frame.size(), false);
+      sent_[i] = false;
       continue;
     }
     core::count_drop(drops, v.drop);
     deliver(view, frame, batch.vnet[i], v, false, true);
-    bool sent = !sender_dropped(v.drop);
+    sent_[i] = !sender_dropped(v.drop);
     if (v.to_wire) {
-      ++counters_.copies;
-      sent = wire != nullptr && wire->send(batch.vnet[i], frame) == 0;
-      if (sent) {
-        ++counters_.lower_tx_frames;
-      } else {
-        core::count_drop(drops, core::DropReason::kIoError);
-      }
+      // Out the lower all at once, after the burst (one sendmmsg).
+      wire_frames_[to_wire] = frame;
+      wire_vnet_[to_wire] = batch.vnet[i];
+      wire_index_[to_wire] = i;
+      ++to_wire;
     }
-    core::count_tx(src->counters[worker_], frame.size(), sent);
   }
+  send_wire(view, to_wire);
+  for (std::size_t i = 0; i < batch.count; ++i)
+    core::count_tx(src->counters[worker_], batch[i].size(), sent_[i]);
   for (std::size_t i = 0; i < batch.count; ++i) {
     if (decisions_[i].queued) deliver(view, batch[i], batch.vnet[i], decisions_[i], true, true);
   }
 }
 
+void Forwarder::send_wire(const PortView& view, std::size_t n) {
+  if (n == 0) return;
+  core::PortCounters& drops = view.io->drops[worker_];
+  io::PacketLower* wire = worker_ < view.io->rings.size() ? &view.io->rings[worker_] : nullptr;
+  counters_.copies += n;
+  std::size_t done = 0;
+  while (done < n) {
+    const int r = wire == nullptr
+                      ? -ENODEV
+                      : wire->send_burst(std::span(wire_frames_).subspan(done, n - done),
+                                         std::span(wire_vnet_).subspan(done, n - done));
+    if (r > 0) {
+      for (int k = 0; k < r; ++k) sent_[wire_index_[done + k]] = true;
+      counters_.lower_tx_frames += static_cast<std::uint64_t>(r);
+      done += static_cast<std::size_t>(r);
+      continue;
+    }
+    // The first of the rest failed (the queue is full, the lower is down):
+    // that one is dropped, the others get their own try.
+    sent_[wire_index_[done]] = false;
+    core::count_drop(drops, core::DropReason::kIoError);
+    ++done;
+  }
+}
+
 // ------------------------------------------------------------------ Dataplane
 
-struct Dataplane::Worker {
-  // What an epoll entry of this worker stands for.
-  struct Reg {
-    enum Kind : std::uint8_t { kWake, kLower, kTap } kind = kWake;
-    std::size_t port = 0;  // index in the current view
-    core::DeviceId device = core::kNoDevice;
-    int fd = -1;
-    bool failed = false;  // taken out of epoll after an error
-    // A device gets about the same work per loop turn as any other: a
-    // device whose frames fan out (a broadcast storm) reads fewer of them.
-    std::size_t burst = io::kBatchSize;
+// What an epoll entry of a worker stands for.
+struct Dataplane::Reg {
+  enum Kind : std::uint8_t { kWake, kLower, kTap } kind = kWake;
+  std::size_t port = 0;  // index in the current view
+  core::DeviceId device = core::kNoDevice;
+  int fd = -1;
+  bool failed = false;  // taken out of epoll after an error
+  // A device gets about the same work per loop turn as any other: a device
+  // whose frames fan out (a broadcast storm) reads fewer of them; with
+  // io_uring, a device that had less to read than asked gets fewer reads
+  // queued next time.
+  std::size_t burst = io::kBatchSize;
+};
+
+namespace {
+
+// io_uring requests are tagged with their kind in the low bits: a Reg's
+// read (the Reg's address) or a queued write (its slot).
+constexpr std::uint64_t kTagRead = 1;
+constexpr std::uint64_t kTagWrite = 2;
+constexpr std::uint64_t kTagMask = 7;
+
+// TAP writes queued on the worker's io_uring, submitted by flush() with one
+// system call and counted as they complete.
+class UringTapWriter final : public TapWriter {
+ public:
+  UringTapWriter(io::Uring& ring, std::size_t worker) : ring_(ring), worker_(worker) {}
+
+  void write(DeviceIo& dev, std::size_t q, const io::VnetHeader& vnet,
+             std::span<const std::uint8_t> frame, bool flood, core::PortCounters& drops) override {
+    if (count_ == kSlots) flush();
+    Pending& p = pending_[count_];
+    p = Pending{&dev, &drops, frame.size(), flood, vnet, {}};
+    p.iov[0] = {&p.vnet, sizeof(p.vnet)};
+    p.iov[1] = {const_cast<std::uint8_t*>(frame.data()), frame.size()};
+    if (!ring_.prep_writev(dev.tap.fd(q), p.iov, 2, (count_ << 3) | kTagWrite)) {
+      flush();  // the submission queue is full: make room
+      pending_[0] = p;
+      pending_[0].iov[0] = {&pending_[0].vnet, sizeof(p.vnet)};
+      if (!ring_.prep_writev(dev.tap.fd(q), pending_[0].iov, 2, kTagWrite)) return;
+    }
+    ++count_;
+  }
+
+  // Submits the queued writes, waits for each one's result and counts it.
+  // Other completions seen meanwhile (none are expected) are dropped.
+  void flush() {
+    std::size_t done = 0;
+    while (done < count_) {
+      const int rc = ring_.submit(static_cast<unsigned>(count_ - done));
+      if (rc < 0 && rc != -EINTR) break;
+      ring_.drain([&](const io_uring_cqe& cqe) {
+        if ((cqe.user_data & kTagMask) != kTagWrite) return;
+        const Pending& p = pending_[cqe.user_data >> 3];
+        const bool ok = cqe.res == static_cast<int>(p.bytes + sizeof(io::VnetHeader));
+        if (!ok) core::count_drop(*p.drops, core::DropReason::kIoError);
+        core::count_rx(p.dev->counters[worker_], p.bytes, p.flood, ok);
+        ++done;
+      });
+    }
+    count_ = 0;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = io::Uring::kEntries / 2;
+  struct Pending {
+    DeviceIo* dev;
+    core::PortCounters* drops;
+    std::size_t bytes;
+    bool flood;
+    io::VnetHeader vnet;
+    iovec iov[2];
   };
 
+  io::Uring& ring_;
+  std::size_t worker_;
+  std::array<Pending, kSlots> pending_{};
+  std::size_t count_ = 0;
+};
+
+}  // namespace
+
+struct Dataplane::Worker {
   explicit Worker(std::size_t i)
       : index(i), fwd(i), rx(core::kMaxFrameSize), tx(core::kMaxFrameSize) {}
 
@@ -170,7 +275,7 @@ struct Dataplane::Worker {
   std::thread thread;
 };
 
-Dataplane::Dataplane(std::size_t workers) {
+Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us) : poll_us_(poll_us), io_(io) {
   if (workers == 0) workers = 1;
   if (workers > kMaxWorkers) workers = kMaxWorkers;
   notice_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -271,6 +376,7 @@ WorkerCounters Dataplane::worker_counters(std::size_t w) const {
   WorkerCounters c;
   if (w >= workers_.size()) return c;
   const WorkerCounters& src = workers_[w]->fwd.counters();
+  c.copies = relaxed(src.copies);
   c.lower_rx_frames = relaxed(src.lower_rx_frames);
   c.lower_tx_frames = relaxed(src.lower_tx_frames);
   c.tap_rx_frames = relaxed(src.tap_rx_frames);
@@ -279,8 +385,73 @@ WorkerCounters Dataplane::worker_counters(std::size_t w) const {
   return c;
 }
 
+void Dataplane::switch_view(Worker& w, const std::function<void(Reg&)>& watch,
+                            const std::function<void(Reg&)>& unwatch) {
+  std::shared_ptr<const DataplaneView> next;
+  std::uint64_t version;
+  {
+    std::lock_guard<std::mutex> lock(view_mutex_);
+    next = view_;
+    version = version_.load(std::memory_order_relaxed);
+  }
+  std::unordered_map<const void*, std::unique_ptr<Reg>> regs;
+  auto keep = [&](const void* key, Reg::Kind kind, std::size_t port, core::DeviceId dev, int fd) {
+    if (fd < 0) return;
+    auto it = w.regs.find(key);
+    std::unique_ptr<Reg> r;
+    if (it != w.regs.end()) {
+      r = std::move(it->second);
+      w.regs.erase(it);
+    } else {
+      r = std::make_unique<Reg>();
+      r->kind = kind;
+      r->fd = fd;
+      watch(*r);
+    }
+    r->port = port;
+    r->device = dev;
+    regs.emplace(key, std::move(r));
+  };
+  for (std::size_t p = 0; p < next->ports.size(); ++p) {
+    const PortView& pv = next->ports[p];
+    if (w.index < pv.io->rings.size())
+      keep(pv.io.get(), Reg::kLower, p, core::kNoDevice, pv.io->rings[w.index].fd());
+    for (const auto& dev : pv.devices) {
+      if (dev != nullptr) keep(dev.get(), Reg::kTap, p, dev->id, dev->tap.fd(w.index));
+    }
+  }
+  for (auto& [key, r] : w.regs) {
+    if (!r->failed) unwatch(*r);  // gone from the view
+  }
+  w.regs = std::move(regs);
+  w.view = std::move(next);  // the old view's objects may close now
+  w.version = version;
+  {
+    std::lock_guard<std::mutex> lock(ack_mutex_);
+    w.acked.store(version, std::memory_order_release);
+  }
+  acked_.notify_all();
+}
+
 void Dataplane::run(Worker& w) {
-  using Reg = Worker::Reg;
+  // The ring belongs to this thread (a single issuer).
+  std::unique_ptr<io::Uring> uring;
+  std::unique_ptr<UringTapWriter> writer;
+  if (io_ != TapIo::kSyscalls) {
+    uring = std::make_unique<io::Uring>();
+    if (const int rc = uring->open(); rc < 0) {
+      uring.reset();
+    } else {
+      writer = std::make_unique<UringTapWriter>(*uring, w.index);
+      w.fwd.set_writer(writer.get());
+    }
+  }
+  if (w.index == 0) {
+    chosen_io_.store(uring ? TapIo::kUring : TapIo::kSyscalls);
+    spdlog::info("dataplane: {} worker(s), TAP reads and writes {}", workers_.size(),
+                 uring ? "batched through io_uring" : "one system call each");
+  }
+
   auto watch = [&](Reg& r) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -291,57 +462,54 @@ void Dataplane::run(Worker& w) {
     if (!r.failed && r.fd >= 0) ::epoll_ctl(w.epoll.get(), EPOLL_CTL_DEL, r.fd, nullptr);
     r.failed = true;
   };
-  // Moves to the newest view: watches what is new, lets go of what is gone.
-  auto switch_view = [&] {
-    std::shared_ptr<const DataplaneView> next;
-    std::uint64_t version;
-    {
-      std::lock_guard<std::mutex> lock(view_mutex_);
-      next = view_;
-      version = version_.load(std::memory_order_relaxed);
-    }
-    std::unordered_map<const void*, std::unique_ptr<Reg>> regs;
-    auto keep = [&](const void* key, Reg::Kind kind, std::size_t port, core::DeviceId dev, int fd) {
-      if (fd < 0) return;
-      auto it = w.regs.find(key);
-      std::unique_ptr<Reg> r;
-      if (it != w.regs.end()) {
-        r = std::move(it->second);
-        w.regs.erase(it);
-      } else {
-        r = std::make_unique<Reg>();
-        r->kind = kind;
-        r->fd = fd;
-        watch(*r);
-      }
-      r->port = port;
-      r->device = dev;
-      regs.emplace(key, std::move(r));
-    };
-    for (std::size_t p = 0; p < next->ports.size(); ++p) {
-      const PortView& pv = next->ports[p];
-      if (w.index < pv.io->rings.size())
-        keep(pv.io.get(), Reg::kLower, p, core::kNoDevice, pv.io->rings[w.index].fd());
-      for (const auto& dev : pv.devices) {
-        if (dev != nullptr) keep(dev.get(), Reg::kTap, p, dev->id, dev->tap.fd(w.index));
-      }
-    }
-    for (auto& [key, r] : w.regs) unwatch(*r);  // gone from the view
-    w.regs = std::move(regs);
-    w.view = std::move(next);  // the old view's objects may close now
-    w.version = version;
-    {
-      std::lock_guard<std::mutex> lock(ack_mutex_);
-      w.acked.store(version, std::memory_order_release);
-    }
-    acked_.notify_all();
+  auto tap_failed = [&](Reg& r, int err) {
+    // The device or its namespace is gone: stop watching, tell control.
+    unwatch(r);
+    notify(Notice{Notice::kTapFailed, w.view->ports[r.port].io.get(), r.device, err});
+  };
+  // One device's burst: decide and emit, then size its next burst by the
+  // copies per frame, so that one turn costs about kBatchSize copies
+  // whatever the fan-out.
+  auto forward = [&](Reg& r, const io::FrameBatch& batch) {
+    const PortView& pv = w.view->ports[r.port];
+    const std::uint64_t before = w.fwd.counters().copies;
+    w.fwd.from_device(pv, r.device, batch);
+    const std::uint64_t copies = w.fwd.counters().copies - before;
+    const std::size_t n = std::max<std::size_t>(batch.count, 1);
+    const std::size_t fanout = static_cast<std::size_t>((copies + n - 1) / n);
+    return io::kBatchSize / std::max<std::size_t>(fanout, 1);
   };
 
+  // With io_uring: the reads of every ready TAP go in together, then the
+  // frames are forwarded device by device, then the writes go out together.
+  struct Read {
+    Reg* reg;
+    int res;
+    unsigned buffer;
+    bool has_buffer;
+  };
+  std::vector<Read> reads;
+  std::vector<unsigned> buffers;
+  std::vector<Reg*> ready_taps;
+  if (uring) {
+    reads.reserve(io::Uring::kEntries);
+    buffers.reserve(io::Uring::kBuffers);
+  }
+
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point spin_until;
   epoll_event evs[kEventsPerWait];
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (version_.load(std::memory_order_acquire) != w.version) switch_view();
-    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, -1);
+    if (version_.load(std::memory_order_acquire) != w.version) switch_view(w, watch, unwatch);
+    // For a while after work, look again without sleeping: waking a
+    // sleeping thread (an interrupt, the scheduler) costs more latency than
+    // the next frame is away. Idle, the worker sleeps and costs nothing.
+    const bool spinning = poll_us_ > 0 && Clock::now() < spin_until;
+    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, spinning ? 0 : -1);
     if (n < 0) continue;  // EINTR
+    if (n == 0) continue;
+    if (poll_us_ > 0) spin_until = Clock::now() + std::chrono::microseconds(poll_us_);
+    ready_taps.clear();
     for (int i = 0; i < n; ++i) {
       Reg& r = *static_cast<Reg*>(evs[i].data.ptr);
       if (r.kind == Reg::kWake) {
@@ -358,29 +526,78 @@ void Dataplane::run(Worker& w) {
           if (const int err = ring.pending_error(); err < 0)
             notify(Notice{Notice::kLowerError, pv.io.get(), core::kNoDevice, err});
         }
-        if (ring.receive_burst(w.rx) > 0 || w.rx.dropped_oversize > 0) w.fwd.from_lower(pv, w.rx);
+        if (ring.receive_burst(w.rx) > 0 || w.rx.dropped_oversize > 0) {
+          w.fwd.from_lower(pv, w.rx);
+          if (writer) writer->flush();  // w.rx is read again next
+        }
+        continue;
+      }
+      if (uring) {
+        ready_taps.push_back(&r);
         continue;
       }
       DeviceIo& dev = *pv.devices[r.device];
       const int got = dev.tap.read_burst(w.index, w.tx, r.burst);
-      if (w.tx.count > 0 || w.tx.dropped_oversize > 0) {
-        const std::uint64_t before = w.fwd.counters().copies;
-        w.fwd.from_device(pv, r.device, w.tx);
-        // Copies per frame of this burst set the next burst's size, so that
-        // one turn costs about kBatchSize copies whatever the fan-out.
-        const std::uint64_t copies = w.fwd.counters().copies - before;
-        const std::size_t fanout = static_cast<std::size_t>((copies + w.tx.count - 1) /
-                                                            std::max<std::size_t>(w.tx.count, 1));
-        r.burst = std::clamp<std::size_t>(io::kBatchSize / std::max<std::size_t>(fanout, 1), 4,
-                                          io::kBatchSize);
-      }
+      if (w.tx.count > 0 || w.tx.dropped_oversize > 0)
+        r.burst = std::clamp<std::size_t>(forward(r, w.tx), 4, io::kBatchSize);
       const bool hung_up = (evs[i].events & (EPOLLERR | EPOLLHUP)) != 0 && w.tx.count == 0;
-      if ((got < 0 && got != -EAGAIN && got != -EINTR) || hung_up) {
-        // The device or its namespace is gone: stop watching, tell control.
-        unwatch(r);
-        notify(Notice{Notice::kTapFailed, pv.io.get(), r.device, got < 0 ? got : -EBADFD});
+      if ((got < 0 && got != -EAGAIN && got != -EINTR) || hung_up)
+        tap_failed(r, got < 0 ? got : -EBADFD);
+    }
+    if (!uring || ready_taps.empty()) continue;
+
+    // The reads: r.burst of them for each ready TAP, in one call.
+    reads.clear();
+    std::size_t queued = 0;
+    for (Reg* r : ready_taps) {
+      for (std::size_t k = 0; k < r->burst && queued < io::Uring::kEntries / 2; ++k) {
+        if (!uring->prep_read(r->fd, reinterpret_cast<std::uint64_t>(r) | kTagRead)) break;
+        ++queued;
       }
     }
+    while (uring->submit(static_cast<unsigned>(queued)) == -EINTR) {
+    }
+    uring->drain([&](const io_uring_cqe& cqe) {
+      if ((cqe.user_data & kTagMask) != kTagRead) return;
+      reads.push_back(Read{reinterpret_cast<Reg*>(cqe.user_data & ~kTagMask), cqe.res,
+                           io::Uring::buffer_id(cqe), io::Uring::has_buffer(cqe)});
+    });
+    // Each TAP's frames, in the order read, as one batch; their writes go
+    // out together at the end, and only then are the buffers free again.
+    buffers.clear();
+    for (std::size_t i = 0; i < reads.size();) {
+      Reg& r = *reads[i].reg;
+      io::FrameBatch& batch = w.tx;
+      batch.clear();
+      std::size_t got = 0, asked = 0;
+      int error = 0;
+      for (; i < reads.size() && reads[i].reg == &r; ++i) {
+        const Read& rd = reads[i];
+        ++asked;
+        if (rd.has_buffer) buffers.push_back(rd.buffer);
+        if (rd.res < 0) {
+          if (rd.res != -EAGAIN && rd.res != -EINTR && rd.res != -ENOBUFS) error = rd.res;
+          continue;
+        }
+        const std::size_t len = static_cast<std::size_t>(rd.res);
+        if (!rd.has_buffer || len < sizeof(io::VnetHeader) || batch.count == io::kBatchSize)
+          continue;
+        const std::span<std::uint8_t> buf = uring->buffer(rd.buffer);
+        io::VnetHeader vnet;
+        std::memcpy(&vnet, buf.data(), sizeof vnet);
+        batch.add_view(buf.subspan(sizeof vnet, len - sizeof vnet), vnet);
+        ++got;
+      }
+      if (r.failed) continue;
+      std::size_t next = r.burst;
+      if (batch.count > 0) next = forward(r, batch);
+      // Fewer reads next time when this one came back partly empty.
+      if (got < asked) next = std::min(next, std::max<std::size_t>(got * 2, 4));
+      r.burst = std::clamp<std::size_t>(next, 4, io::kBatchSize);
+      if (error != 0 && got == 0) tap_failed(r, error);
+    }
+    writer->flush();
+    for (unsigned b : buffers) uring->recycle(b);
   }
 }
 

@@ -41,6 +41,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -99,6 +100,19 @@ struct Notice {
   int error = 0;  // negative errno
 };
 
+// Where a Forwarder's TAP writes go when not written at once: queued (on an
+// io_uring) and counted when they complete.
+class TapWriter {
+ public:
+  virtual ~TapWriter() = default;
+  // A copy for dev through its queue q; counted as rx on dev (multicast when
+  // flood) or as a drop (kIoError, on drops) once written. frame must stay
+  // valid until the writer's flush.
+  virtual void write(DeviceIo& dev, std::size_t q, const io::VnetHeader& vnet,
+                     std::span<const std::uint8_t> frame, bool flood,
+                     core::PortCounters& drops) = 0;
+};
+
 // Per-worker totals (beyond the per-device and per-port counters).
 struct WorkerCounters {
   std::uint64_t copies = 0;  // TAP writes and lower sends attempted
@@ -115,6 +129,8 @@ struct WorkerCounters {
 class Forwarder {
  public:
   explicit Forwarder(std::size_t worker);
+  // TAP writes go through w from now on (null: written at once).
+  void set_writer(TapWriter* w) { writer_ = w; }
 
   // A burst read from the port's lower (through rings[worker]).
   void from_lower(const PortView& view, const io::FrameBatch& batch);
@@ -131,15 +147,32 @@ class Forwarder {
                const io::VnetHeader& vnet, const core::Verdict& v, bool queued_pass,
                bool from_device);
 
+  // Sends the first n frames of wire_frames_ out of the lower, recording
+  // each one's fate in sent_ (by its index in the burst).
+  void send_wire(const PortView& view, std::size_t n);
+
   std::size_t worker_;
+  TapWriter* writer_ = nullptr;
   core::DecisionBatch decisions_;
   WorkerCounters counters_;
+  // Scratch of from_device(): what goes out the lower, and what each frame became.
+  std::array<std::span<const std::uint8_t>, io::kBatchSize> wire_frames_{};
+  std::array<io::VnetHeader, io::kBatchSize> wire_vnet_{};
+  std::array<std::size_t, io::kBatchSize> wire_index_{};
+  std::array<bool, io::kBatchSize> sent_{};
 };
+
+// How workers read and write TAPs: io_uring (a burst of reads, then one of
+// writes, per system call) where the kernel allows it, else one system call
+// per frame.
+enum class TapIo : std::uint8_t { kAuto, kSyscalls, kUring };
 
 class Dataplane {
  public:
   // Starts `workers` threads (1..kMaxWorkers) with an empty view.
-  explicit Dataplane(std::size_t workers);
+  // poll_us: how long a worker keeps polling, without sleeping, after the
+  // last frame it saw (0: it sleeps at once).
+  explicit Dataplane(std::size_t workers, TapIo io = TapIo::kAuto, int poll_us = 0);
   ~Dataplane();  // stops and joins the workers
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
@@ -161,15 +194,25 @@ class Dataplane {
   static core::DeviceCounters device_counters(const DeviceIo& dev);
   static core::PortCounters port_counters(const PortIo& port);
   WorkerCounters worker_counters(std::size_t w) const;
+  // What the workers use (kAuto until they have started and chosen).
+  TapIo tap_io() const { return chosen_io_.load(); }
 
  private:
   struct Worker;
+  struct Reg;
 
   void run(Worker& w);
+  // Moves w to the newest view, calling watch/unwatch for what comes and
+  // goes, and tells wait_for() about it.
+  void switch_view(Worker& w, const std::function<void(Reg&)>& watch,
+                   const std::function<void(Reg&)>& unwatch);
   void notify(const Notice& n);
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stop_{false};
+  int poll_us_;
+  TapIo io_;
+  std::atomic<TapIo> chosen_io_{TapIo::kAuto};
 
   std::mutex view_mutex_;
   std::shared_ptr<const DataplaneView> view_;

@@ -79,7 +79,7 @@ class ForwarderTest : public ::testing::Test {
 };
 
 void add(io::FrameBatch& batch, const std::vector<std::uint8_t>& frame, io::VnetHeader vnet = {}) {
-  std::memcpy(batch.slot(batch.count).data(), frame.data(), frame.size());
+  std::memcpy(batch.next_slot().data(), frame.data(), frame.size());
   batch.commit(frame.size(), vnet);
 }
 

@@ -19,6 +19,11 @@ using control::Reply;
 
 // How long a removal waits for the workers to let go of a device.
 constexpr int kReleaseTimeoutMs = 2000;
+// Multicast lists are read at most this often per namespace, and less often
+// where one read costs more than 1/kMcastPollCostFactor of the time between
+// reads (a namespace of a thousand devices).
+constexpr long kMcastPollMs = 250;
+constexpr int kMcastPollCostFactor = 200;
 constexpr int32_t kNoNsid = -2;
 
 Reply failure(int err, std::string message = {}) {
@@ -209,23 +214,18 @@ void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsF
     return;
   }
   for (const DeviceRecord& d : rec.devices) {
-    if (!d.pending_tap.empty()) {
-      io::LinkInfo half;
-      io::TapDevice tap;
-      if (rtnl_.get_link(d.pending_tap, &half) == 0 && our_kind_of_tap(half) &&
-          io::TapDevice::open(home_, d.pending_tap, &tap, 1, true) == 0) {
-        tap.destroy();
-        spdlog::warn("device {}: its `link add` was interrupted; removed the half-made {}", d.name,
-                     d.pending_tap);
-        continue;
-      }
-    }
     io::LinkInfo tl;
     const io::NetnsFd* ns = find_tap(d, &tl);
     if (ns == nullptr) {
-      spdlog::warn("device {}: its TAP is gone; dropped", d.name);
+      if (d.pending) {
+        spdlog::warn("device {}: its `link add` was cut short before the TAP was made; dropped",
+                     d.name);
+      } else {
+        spdlog::warn("device {}: its TAP is gone; dropped", d.name);
+      }
       continue;
     }
+    if (d.pending) spdlog::info("device {}: its `link add` was cut short; adopted", d.name);
     auto dio = std::make_shared<DeviceIo>();
     if (int rc = io::TapDevice::open(*ns, tl.name, &dio->tap, dataplane_.workers()); rc < 0) {
       spdlog::warn("device {}: cannot attach to its TAP ({}); left alone", tl.name,
@@ -258,6 +258,7 @@ void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsF
     hold_namespace(dev.pinned_ns);
     auto [it, ok] = port->devices.emplace(id, std::move(dev));
     it->second.io->tap.set_carrier(port->core.lower().carrier);
+    set_noqueue(*ns, it->second);
     sync_device(*port, it->second, tl);
   }
   if (port->devices.empty()) {
@@ -270,19 +271,6 @@ void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsF
 }
 
 void LinkService::clean_leftovers(const State& state) {
-  // Half-made TAPs of an interrupted `link add` the state did not name.
-  const std::string tap_prefix = "umv" + config_.instance;
-  std::vector<io::LinkInfo> links;
-  if (rtnl_.list_links(&links) == 0) {
-    for (const auto& li : links) {
-      if (li.name.rfind(tap_prefix, 0) != 0 || !our_kind_of_tap(li)) continue;
-      io::TapDevice tap;
-      if (io::TapDevice::open(home_, li.name, &tap, 1, true) == 0) {
-        tap.destroy();
-        spdlog::warn("removed {}, left half made by an earlier run", li.name);
-      }
-    }
-  }
   // Stale nftables tables of ours in every namespace a port of ours used.
   const std::string table_prefix = "umacvlan_" + config_.instance + "_";
   std::set<ino_t> inodes{home_inode_};
@@ -452,33 +440,22 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   Port& p = port != nullptr ? *port : *fresh;
   auto dio = std::make_shared<DeviceIo>();
   dio->id = id;
-  // Made in the daemon's namespace and moved to the caller's: a TAP fd opened
-  // inside a namespace would keep that namespace alive after `ip netns del`.
-  const std::string pattern = "umv" + config_.instance + "%d";
-  if (int rc = io::TapDevice::create(home_, pattern, &dio->tap, dataplane_.workers()); rc < 0) {
-    if (fresh) release_namespace(fresh->lower_ns_inode);
-    return failure(-rc);
-  }
-  auto undo = [&](int err, const std::string& why = {}) {
-    dio->tap.destroy();
-    if (fresh) release_namespace(fresh->lower_ns_inode);
-    save();
-    return kernel_refused(err, why);
-  };
-  // A crash from here on leaves a TAP the next start must find: say so first.
+  // A crash from here on may leave a TAP the next start must find: say so
+  // first, with everything the device is to be (the start adopts it if the
+  // TAP was made, and forgets the record if not).
   {
     State journal = snapshot();
-    DeviceRecord pending;
+    DeviceRecord pending = record_of(*next.device(id));
     pending.name = req.name;
     pending.netns = here;
-    pending.mode = next.device(id)->mode;
-    pending.pending_tap = dio->tap.name();
+    pending.pending = true;
     if (fresh) {
       PortRecord pr;
       pr.lower_name = lower.name;
       pr.lower_ifindex = lower.ifindex;
       pr.lower_netns = here;
       pr.lower_perm_mac = next.lower_perm_mac();
+      pr.bclim = next.bclim();
       pr.devices.push_back(pending);
       journal.ports.push_back(pr);
     } else {
@@ -490,17 +467,34 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     if (!config_.state_path.empty() && save_state(config_.state_path, journal, &error) < 0)
       spdlog::warn("state: {}", error);
   }
-  if (int rc = dio->tap.move_to(caller, req.name); rc < 0) return undo(rc);
+  // Made right in the caller's namespace, in one helper thread there: no
+  // move, which would wait for an RCU grace period. The TAP's fds keep that
+  // namespace alive; the NetnsWatch says when nothing else does
+  // (on_orphaned()), and the device then goes as it would with the kernel.
   Device dev;
   dev.id = id;
   dev.ns_inode = here;
-  dev.ifindex = dio->tap.ifindex();
   dev.name = req.name;
-  dev.pinned_ns = home_inode_;
+  dev.pinned_ns = here;
   dev.io = dio;
-  dio->tap.set_carrier(next.lower().carrier);
   std::string why;
-  if (int rc = apply_device(*next.device(id), dev, nullptr, &why); rc < 0) return undo(rc, why);
+  const int made = io::run_in_netns(caller, [&]() -> int {
+    if (const int e = io::TapDevice::create(caller, req.name, &dio->tap, dataplane_.workers());
+        e < 0)
+      return e;
+    dev.ifindex = dio->tap.ifindex();
+    dio->tap.set_carrier(next.lower().carrier);
+    const int e = apply_device(*next.device(id), dev, nullptr, &why);
+    if (e == 0) set_noqueue(caller, dev);
+    return e;
+  });
+  if (made < 0) {
+    dio->tap.destroy();
+    if (fresh) release_namespace(fresh->lower_ns_inode);
+    save_later();  // the pending record names a TAP that is not there
+    return kernel_refused(made, why);
+  }
+  hold_namespace(dev.pinned_ns);
 
   // Commit.
   p.core = std::move(next);
@@ -508,7 +502,8 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   p.devices.emplace(id, std::move(dev));
   if (fresh) ports_.push_back(std::move(fresh));
   apply_lower_filter(p);
-  save();
+  // The pending record already holds all of it: the final one can wait.
+  save_later();
   publish();
   return Reply{};
 }
@@ -564,7 +559,8 @@ control::Reply LinkService::del(const control::LinkRequest& req, const io::Netns
   Port& port = *f.port;
   remove_device(port, f.dev->id, true);
   remove_port_if_empty(port);
-  save();
+  // A restart that still finds it in the file finds no TAP and drops it.
+  save_later();
   return Reply{};
 }
 
@@ -630,19 +626,32 @@ int LinkService::open_lower(Port& port, const io::NetnsFd& ns, int ifindex,
   return 0;
 }
 
-int LinkService::set_link_in(const io::NetnsFd& ns, int ifindex, const io::LinkChange& c,
-                             std::string* why) {
+int LinkService::with_rtnl_in(const io::NetnsFd& ns, const std::function<int(io::RtNetlink&)>& fn,
+                              std::string* why) {
   int rc;
   if (ns.valid() && ns.inode() == home_inode_) {
-    rc = rtnl_.set_link(ifindex, c);
+    rc = fn(rtnl_);
     if (why != nullptr) *why = rtnl_.last_error();
     return rc;
   }
   io::RtNetlink there;
   rc = io::RtNetlink::open(ns, &there);
-  if (rc == 0) rc = there.set_link(ifindex, c);
+  if (rc == 0) rc = fn(there);
   if (why != nullptr) *why = there.last_error();
   return rc;
+}
+
+int LinkService::set_link_in(const io::NetnsFd& ns, int ifindex, const io::LinkChange& c,
+                             std::string* why) {
+  return with_rtnl_in(
+      ns, [&](io::RtNetlink& r) { return r.set_link(ifindex, c); }, why);
+}
+
+void LinkService::set_noqueue(const io::NetnsFd& ns, const Device& dev) {
+  std::string why;
+  if (with_rtnl_in(
+          ns, [&](io::RtNetlink& r) { return r.set_noqueue(dev.ifindex); }, &why) < 0)
+    spdlog::warn("device {}: cannot set its qdisc to noqueue ({})", dev.name, why);
 }
 
 int LinkService::apply_device(const core::Device& want, Device& dev, io::LinkChange* undo,
@@ -810,7 +819,7 @@ void LinkService::process_events() {
     moved = true;
   }
   if (!multicast.empty()) read_multicast(&multicast);
-  if (moved) save();
+  if (moved) save_later();
   publish_if_changed();
 }
 
@@ -875,6 +884,7 @@ void LinkService::relocate_device(Port& port, Device& dev) {
     remove_port_if_empty(port);
     return;
   }
+  if (ns.inode() != dev.ns_inode) set_noqueue(ns, dev);  // a move gives it the default back
   dev.ns_inode = ns.inode();
   sync_device(port, dev, li);
 }
@@ -980,11 +990,21 @@ void LinkService::read_multicast(const std::set<ino_t>* only) {
       if (cd != nullptr && cd->up) by_ns[d.ns_inode].emplace_back(p.get(), &d);
     }
   }
+  const auto now = std::chrono::steady_clock::now();
   for (auto& [inode, devs] : by_ns) {
+    McastPoll& poll = mcast_polls_[inode];
+    // A namespace full of devices is read less often, so that its reads
+    // cost at most 1/kMcastPollCostFactor of a core (an event asks at once).
+    if (only == nullptr && now < poll.due) continue;
     io::NetnsFd ns = devs.front().second->io->tap.current_netns();
     if (!ns.valid() || ns.inode() != inode) continue;  // moving: its events will tell
     std::map<int, std::vector<io::MacBytes>> groups;
-    if (io::read_dev_mcast_all(ns, &groups) < 0) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    const int rc = io::read_dev_mcast_all(ns, &groups, &poll.last);
+    const auto cost = std::chrono::steady_clock::now() - t0;
+    poll.due = now + std::max<std::chrono::steady_clock::duration>(
+                         std::chrono::milliseconds(kMcastPollMs), cost * kMcastPollCostFactor);
+    if (rc != 0) continue;  // unreadable, or nothing changed
     static const std::vector<io::MacBytes> kNone;
     for (auto [p, d] : devs) {
       auto it = groups.find(d->ifindex);
@@ -1042,9 +1062,10 @@ void LinkService::on_orphaned(const std::vector<ino_t>& namespaces) {
     }
     // Whatever still held it is gone now.
     holds_.erase(inode);
+    mcast_polls_.erase(inode);
     watch_.unwatch(inode);
   }
-  save();
+  save_later();
   publish_if_changed();
 }
 
@@ -1064,7 +1085,7 @@ void LinkService::on_notices(const std::vector<Notice>& notices) {
     if (rtnl_.get_link(port->lower_ifindex, &li, nsid_of_inode(port->lower_ns_inode)) == 0)
       sync_lower(*port, li);
   }
-  save();
+  save_later();
   publish_if_changed();
 }
 
@@ -1129,6 +1150,20 @@ void LinkService::remove_everything() {
 
 // ================================================================ state, view
 
+DeviceRecord LinkService::record_of(const core::Device& cd) {
+  DeviceRecord dr;
+  dr.name = cd.name;
+  dr.mac = cd.mac;
+  dr.mode = cd.mode;
+  dr.flags = cd.flags;
+  dr.bcqueuelen = cd.bcqueuelen;
+  dr.sources = cd.sources;
+  dr.spoofchk = cd.spoofchk;
+  dr.mtu = cd.mtu;
+  dr.up = cd.up;
+  return dr;
+}
+
 State LinkService::snapshot() const {
   State s;
   for (const auto& p : ports_) {
@@ -1141,18 +1176,10 @@ State LinkService::snapshot() const {
     for (const auto& [id, d] : p->devices) {
       const core::Device* cd = p->core.device(id);
       if (cd == nullptr) continue;
-      DeviceRecord dr;
+      DeviceRecord dr = record_of(*cd);
       dr.name = d.name;
       dr.ifindex = d.ifindex;
       dr.netns = d.ns_inode;
-      dr.mac = cd->mac;
-      dr.mode = cd->mode;
-      dr.flags = cd->flags;
-      dr.bcqueuelen = cd->bcqueuelen;
-      dr.sources = cd->sources;
-      dr.spoofchk = cd->spoofchk;
-      dr.mtu = cd->mtu;
-      dr.up = cd->up;
       pr.devices.push_back(std::move(dr));
     }
     s.ports.push_back(std::move(pr));
@@ -1161,9 +1188,14 @@ State LinkService::snapshot() const {
 }
 
 void LinkService::save() {
+  state_dirty_ = false;
   if (config_.state_path.empty()) return;
   std::string error;
   if (save_state(config_.state_path, snapshot(), &error) < 0) spdlog::warn("state: {}", error);
+}
+
+void LinkService::flush_state() {
+  if (state_dirty_) save();
 }
 
 void LinkService::publish_if_changed() {

@@ -22,8 +22,10 @@
 //   poll_multicast() reads link-layer multicast lists, which raise no event,
 //   once per namespace that holds an up device.
 // - Lifetime: devices outlive the daemon. Every change is saved in the state
-//   file before it is acknowledged; start() re-adopts what the file names
-//   (see state_store.h) and cleans up what a crashed run left half made.
+//   file before it is acknowledged (a `link add` is written before its TAP
+//   is made, so a crash leaves nothing unknown); start() re-adopts what the
+//   file names (see state_store.h) and removes the nftables tables a
+//   crashed run left.
 //   The daemon's references in other namespaces (a lower's sockets, a
 //   re-adopted TAP) are reported to the NetnsWatch; on_orphaned() drops
 //   them when nobody else holds the namespace, as the kernel would have
@@ -32,7 +34,9 @@
 //   removal wait (bounded) for the workers to let go of a device.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -54,8 +58,8 @@ namespace umacvlan::daemon {
 
 struct LinkServiceConfig {
   std::string state_path;  // empty: no state file (tests)
-  // Names this daemon's leftovers: nftables tables umacvlan_<instance>_N,
-  // half-made TAPs umv<instance>N.
+  // Names this daemon's nftables tables (umacvlan_<instance>_N), so that a
+  // start removes its own stale ones and no other daemon's.
   std::string instance;
   core::PortLimits limits;
 };
@@ -80,6 +84,9 @@ class LinkService {
 
   // Removes every device and port and the state file (`daemon --cleanup`).
   void remove_everything();
+  // Writes the state file if save_later() asked for it (the loop's tick, and
+  // before the daemon stops).
+  void flush_state();
 
   std::size_t device_count() const;
   std::size_t port_count() const { return ports_.size(); }
@@ -137,9 +144,15 @@ class LinkService {
   // ---- kernel objects
   int open_lower(Port& port, const io::NetnsFd& ns, int ifindex, const std::string& name);
   // Pushes the core's view of a device to its TAP (address, MTU, up).
+  // Runs fn with a netlink socket of namespace ns (ours when ns is home,
+  // else one opened there for the call). fn's result; its sentence in *why.
+  int with_rtnl_in(const io::NetnsFd& ns, const std::function<int(io::RtNetlink&)>& fn,
+                   std::string* why);
   // Changes a link of namespace ns through a socket opened there. 0 or
   // -errno, the kernel's sentence in *why.
   int set_link_in(const io::NetnsFd& ns, int ifindex, const io::LinkChange& c, std::string* why);
+  // A macvlan's qdisc: noqueue (logged when it cannot be set).
+  void set_noqueue(const io::NetnsFd& ns, const Device& dev);
   // undo (when given) gets what puts the TAP back as it was.
   int apply_device(const core::Device& want, Device& dev, io::LinkChange* undo = nullptr,
                    std::string* why = nullptr);
@@ -161,8 +174,13 @@ class LinkService {
   void remove_port_if_empty(Port& port);
 
   // ---- state and publication
+  static DeviceRecord record_of(const core::Device& d);
   State snapshot() const;
+  // Writes the state file now (before a reply that must survive a crash).
   void save();
+  // Writes it at the next flush_state(): for what a restart finds out from
+  // the kernel anyway (a device gone, moved, renamed).
+  void save_later() { state_dirty_ = true; }
   std::uint64_t publish();
   void publish_if_changed();
   void mark(Port& port) {
@@ -185,8 +203,15 @@ class LinkService {
   std::map<int32_t, ino_t> ns_by_id_;
   std::map<ino_t, int32_t> id_by_ns_;
   std::map<ino_t, int> holds_;  // references we keep in each namespace
+  // The last read of each namespace's multicast lists, and when the next is due.
+  struct McastPoll {
+    std::string last;
+    std::chrono::steady_clock::time_point due;
+  };
+  std::map<ino_t, McastPoll> mcast_polls_;
   std::vector<std::unique_ptr<Port>> ports_;
   bool dirty_ = true;  // something changed since the last publish()
+  bool state_dirty_ = false;
   std::uint64_t next_serial_ = 1;
   std::uint32_t tap_seq_ = 0;
   std::mt19937_64 rng_;

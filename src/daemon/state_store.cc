@@ -41,7 +41,7 @@ json to_json(const DeviceRecord& d) {
             {"spoofchk", d.spoofchk},
             {"mtu", d.mtu},
             {"up", d.up}};
-  if (!d.pending_tap.empty()) j["pending_tap"] = d.pending_tap;
+  if (d.pending) j["pending"] = true;
   return j;
 }
 
@@ -91,7 +91,7 @@ DeviceRecord device_from(const json& j) {
   d.spoofchk = get<bool>(j, "spoofchk");
   d.mtu = get<std::uint32_t>(j, "mtu");
   d.up = get<bool>(j, "up");
-  if (j.contains("pending_tap")) d.pending_tap = get<std::string>(j, "pending_tap");
+  if (j.contains("pending")) d.pending = get<bool>(j, "pending");
   return d;
 }
 

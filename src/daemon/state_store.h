@@ -40,10 +40,10 @@ struct DeviceRecord {
   bool spoofchk = false;
   std::uint32_t mtu = 0;
   bool up = false;
-  // While a `link add` runs: the temporary name of its TAP in the daemon's
-  // namespace, before it moves to `netns` as `name`. A restart finds it
-  // there (the add never finished: remove it) or finds it moved (adopt it).
-  std::string pending_tap;
+  // Written before a `link add` makes its TAP (`name` in `netns`): a
+  // restart that finds the TAP adopts it (the add was done but for the
+  // answer), one that does not drops the record.
+  bool pending = false;
   bool operator==(const DeviceRecord&) const = default;
 };
 

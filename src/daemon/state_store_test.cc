@@ -40,7 +40,7 @@ State sample() {
   s1.mode = core::Mode::kSource;
   s1.flags = core::kFlagNoDst;
   s1.sources = {mac("02:00:00:00:aa:01"), mac("02:00:00:00:aa:02")};
-  s1.pending_tap = "umv1234abcd0";
+  s1.pending = true;
   p.devices = {a, s1};
   s.ports = {p};
   return s;

@@ -1,24 +1,32 @@
 // FrameBatch: a fixed-capacity batch of Ethernet frames for the data path.
 //
-// Contract: a batch owns one contiguous buffer, allocated once when the batch
-// is constructed (kBatchSize slots of slot_size() bytes each, 2048 by default:
-// an MTU-1500 frame plus VLAN tags fits). Backends fill it with
-// TapDevice::read_burst() / PacketLower::receive_burst(): they write frame i
-// into slot(i), then set frames[i] to a view of it and count to i + 1. A frame
-// that does not fit its slot is never truncated and never overflows: it is
-// skipped and counted in dropped_oversize. Beside each frame the batch keeps
-// the virtio-net header the kernel gave with it (vnet[i]: GSO type and size,
-// partial checksum), all zero when there was none; the frame itself is always
-// a complete Ethernet frame without that header, so the core never sees it. The views stay valid
-// until the next fill or clear() of the same batch, or until the batch is destroyed; they never
-// point into kernel rings or other batches. Filling a batch starts from clear(): counts are per
-// fill, the caller accumulates them. Move-only (moving keeps the views valid: the buffer does not
-// move). No allocation after construction, no exceptions after construction, no I/O.
+// Contract: a batch holds up to kBatchSize frames packed one after the other
+// (each start 64-byte aligned) in one buffer allocated once when the batch
+// is constructed: room for kBatchSize frames of kDefaultSlotSize bytes, and,
+// when the batch takes bigger frames (slot_size() above kDefaultSlotSize: a
+// 64 KiB GSO super-frame), for kJumboFrames of those as well. Small frames
+// thus sit densely in a few pages, and a burst of super-frames still gets
+// many of them. Backends fill it with TapDevice::read_burst() /
+// PacketLower::receive_burst(): they write the next frame into next_slot()
+// (at least slot_size() bytes, plus one spare byte to tell a frame that did
+// not fit), then commit(len); the batch is full() when it has kBatchSize
+// frames or less than slot_size() room left. A frame that does not fit is
+// never truncated and never overflows: it is skipped and counted in
+// dropped_oversize. Beside each frame the batch keeps the virtio-net header
+// the kernel gave with it (vnet[i]: GSO type and size, partial checksum), all
+// zero when there was none; the frame itself is always a complete Ethernet
+// frame without that header, so the core never sees it. The views stay
+// valid until the next fill or clear() of the same batch, or until the batch
+// is destroyed; they never point into kernel rings or other batches. Filling
+// a batch starts from clear(): counts are per fill, the caller accumulates
+// them. Move-only (moving keeps the views valid: the buffer does not move).
+// No allocation after construction, no exceptions after construction, no I/O.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 
@@ -55,12 +63,17 @@ inline constexpr std::uint8_t kVnetGsoEcn = 0x80;  // VIRTIO_NET_HDR_GSO_ECN
 
 inline constexpr std::size_t kBatchSize = 64;
 inline constexpr std::size_t kDefaultSlotSize = 2048;
+// Super-frames a batch of bigger slots has room for besides its small frames.
+inline constexpr std::size_t kJumboFrames = 16;
 
 struct FrameBatch {
   // slot_size: the largest frame the batch accepts (clamped to at least 64).
   explicit FrameBatch(std::size_t slot_size = kDefaultSlotSize)
       : slot_size_(slot_size < 64 ? 64 : slot_size),
-        storage_(std::make_unique<std::uint8_t[]>(kBatchSize * slot_size_)) {}
+        bytes_(kBatchSize * kDefaultSlotSize +
+               (slot_size_ > kDefaultSlotSize ? kJumboFrames * align(slot_size_ + 1) : 0) +
+               align(slot_size_ + 1)),
+        storage_(static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes_))) {}
   FrameBatch(FrameBatch&&) noexcept = default;
   FrameBatch& operator=(FrameBatch&&) noexcept = default;
   FrameBatch(const FrameBatch&) = delete;
@@ -68,23 +81,34 @@ struct FrameBatch {
 
   static constexpr std::size_t capacity() { return kBatchSize; }
   std::size_t slot_size() const { return slot_size_; }
-  bool full() const { return count == kBatchSize; }
+  bool full() const { return count == kBatchSize || bytes_ - used_ < slot_size_ + 1; }
   bool empty() const { return count == 0; }
 
   void clear() {
     count = 0;
+    used_ = 0;
     dropped_oversize = 0;
   }
 
-  // The writable buffer behind slot i (i < capacity()).
-  std::span<std::uint8_t> slot(std::size_t i) {
-    return {storage_.get() + i * slot_size_, slot_size_};
-  }
-  // Makes the first len bytes of the next free slot the next frame, with
-  // vnet as its virtio-net header. The caller has already written them there;
+  // Where the next frame goes: slot_size() bytes, and one spare byte after
+  // them (a reader that fills the spare byte read a frame that did not fit).
+  // Only while !full().
+  std::span<std::uint8_t> next_slot() { return {storage_.get() + used_, slot_size_ + 1}; }
+  // Makes the first len bytes of next_slot() the next frame, with vnet as
+  // its virtio-net header. The caller has already written them there;
   // len <= slot_size(), the batch not full.
   void commit(std::size_t len, const VnetHeader& vnet_hdr = {}) {
-    frames[count] = {storage_.get() + count * slot_size_, len};
+    frames[count] = {storage_.get() + used_, len};
+    vnet[count] = vnet_hdr;
+    ++count;
+    used_ += align(len);
+  }
+
+  // Adds a frame that lives elsewhere (a buffer the kernel filled through
+  // io_uring): the batch only points at it, and the caller keeps it valid
+  // for as long as the batch's views. The batch not full.
+  void add_view(std::span<const std::uint8_t> frame, const VnetHeader& vnet_hdr) {
+    frames[count] = frame;
     vnet[count] = vnet_hdr;
     ++count;
   }
@@ -102,8 +126,16 @@ struct FrameBatch {
   std::uint64_t dropped_oversize = 0;
 
  private:
+  static constexpr std::size_t align(std::size_t n) { return (n + 63) & ~std::size_t{63}; }
+
+  struct Free {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
+
   std::size_t slot_size_;
-  std::unique_ptr<std::uint8_t[]> storage_;
+  std::size_t bytes_;  // a multiple of 64, as aligned_alloc() wants
+  std::size_t used_ = 0;
+  std::unique_ptr<std::uint8_t, Free> storage_;
 };
 
 }  // namespace umacvlan::io

@@ -1,11 +1,13 @@
 #include "io/netlink.h"
 
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -486,6 +488,20 @@ int RtNetlink::delete_link(int ifindex) {
   return transact(nlh, [](const nlmsghdr*) { return 0; });
 }
 
+int RtNetlink::set_noqueue(int ifindex) {
+  if (ifindex <= 0) return fail(-EINVAL, "ifindex " + std::to_string(ifindex) + " is not positive");
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWQDISC);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  auto* tc = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+  tc->tcm_family = AF_UNSPEC;
+  tc->tcm_ifindex = ifindex;
+  tc->tcm_handle = 0;
+  tc->tcm_parent = TC_H_ROOT;
+  mnl_attr_put_strz(nlh, TCA_KIND, "noqueue");
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
 int RtNetlink::query_nsid(const NetnsFd& other, int32_t* nsid, int32_t seen_from) {
   char buf[kRequestSize];
   nlmsghdr* nlh = start_request(buf, RTM_GETNSID);
@@ -647,24 +663,42 @@ int LinkMonitor::read_events(std::vector<LinkEvent>* out) {
 
 // ------------------------------------------------------------ dev_mcast
 
-int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out) {
-  std::map<int, std::vector<std::array<uint8_t, 6>>> groups;
+int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
+                       std::string* previous) {
+  std::string text;
   const int rc = run_in_netns(ns, [&] {
     // Not /proc/net: that follows the thread-group leader, not this thread.
-    FILE* f = std::fopen("/proc/thread-self/net/dev_mcast", "re");
-    if (f == nullptr) return -errno;
-    char line[256];
-    while (std::fgets(line, sizeof(line), f) != nullptr) {
-      int index = 0;
-      char hex[64];
-      if (std::sscanf(line, "%d %*s %*d %*d %63s", &index, hex) != 2) continue;
-      std::array<uint8_t, 6> mac{};
-      if (parse_hex_mac(hex, &mac)) groups[index].push_back(mac);
+    const int fd = ::open("/proc/thread-self/net/dev_mcast", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    char buf[64 * 1024];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      text.append(buf, static_cast<std::size_t>(n));
     }
-    std::fclose(f);
+    ::close(fd);
     return 0;
   });
   if (rc < 0) return rc;
+  if (previous != nullptr) {
+    if (text == *previous) return 1;
+    *previous = text;
+  }
+  // "ifindex name users static-users hexaddress", one group a line.
+  std::map<int, std::vector<std::array<uint8_t, 6>>> groups;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    int index = 0;
+    char hex[64];
+    if (std::sscanf(line.c_str(), "%d %*s %*d %*d %63s", &index, hex) != 2) continue;
+    std::array<uint8_t, 6> mac{};
+    if (parse_hex_mac(hex, &mac)) groups[index].push_back(mac);
+  }
   *out = std::move(groups);
   return 0;
 }

@@ -139,6 +139,10 @@ class RtNetlink {
   // RTM_DELLINK. -ENODEV if there is no such device, -EOPNOTSUPP for devices
   // that cannot be deleted (lo, physical ones).
   int delete_link(int ifindex);
+  // Replaces the device's root qdisc with noqueue (RTM_NEWQDISC), as a
+  // macvlan has: frames go straight to the driver. A device moved to
+  // another namespace gets its default qdisc back.
+  int set_noqueue(int ifindex);
   // The id under which this socket's namespace knows `other`; assigns one
   // (RTM_NEWNSID) if it has none yet. -1 (and 0 returned) when `other` is this
   // socket's own namespace.
@@ -226,7 +230,10 @@ class LinkMonitor {
 // list for a device without groups.
 int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_t, 6>>* out);
 // The same for every device of ns at once, by ifindex (devices without
-// groups are absent): one read of dev_mcast.
-int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out);
+// groups are absent): one read of dev_mcast. When previous is given and the
+// file reads exactly as *previous did, *out is left alone and 1 returned
+// (nothing changed; parsing skipped); *previous then holds what was read.
+int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
+                       std::string* previous = nullptr);
 
 }  // namespace umacvlan::io

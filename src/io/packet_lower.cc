@@ -116,7 +116,7 @@ int PacketLower::receive_burst(FrameBatch& batch) {
     const std::size_t caplen = hdr->tp_snaplen;
     const bool tagged = (hdr->tp_status & TP_STATUS_VLAN_VALID) != 0;
     const std::size_t len = caplen + (tagged ? kVlanTagSize : 0);
-    const std::span<std::uint8_t> slot = batch.slot(batch.count);
+    const std::span<std::uint8_t> slot = batch.next_slot().first(batch.slot_size());
 
     if (caplen < hdr->tp_len || len > slot.size() || (tagged && caplen < kMacPairSize)) {
       ++batch.dropped_oversize;

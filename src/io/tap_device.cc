@@ -169,14 +169,15 @@ int TapDevice::open(const NetnsFd& ns, const std::string& name, TapDevice* out, 
   return 0;
 }
 
-int TapDevice::create(const NetnsFd& home, const std::string& pattern, TapDevice* out,
+int TapDevice::create(const NetnsFd& ns, const std::string& name, TapDevice* out,
                       std::size_t queues) {
-  if (out == nullptr || !valid_name(pattern) || !valid_queue_count(queues)) return -EINVAL;
+  if (out == nullptr || !valid_name(name) || !valid_queue_count(queues)) return -EINVAL;
   std::vector<OwnedFd> fds;
   std::string actual;
   int ifindex = 0;
-  const int rc = run_in_netns(home, [&]() -> int {
-    const int fd = open_tap_here(pattern, IFF_TUN_EXCL, &actual);
+  const int rc = run_in_netns(ns, [&]() -> int {
+    const int fd = open_tap_here(name, IFF_TUN_EXCL, &actual);
+    if (fd == -EBUSY) return -EEXIST;  // IFF_TUN_EXCL: the name is taken
     if (fd < 0) return fd;
     fds.emplace_back(fd);
     ifindex = ifindex_here(actual);
@@ -311,14 +312,15 @@ int TapDevice::read_burst(std::size_t q, FrameBatch& batch, std::size_t max_fram
   if (qfd < 0) return -EBADF;
   // Bounded so that a stream of oversize frames cannot keep us here forever.
   const std::size_t limit = std::min(max_frames, FrameBatch::capacity());
-  for (std::size_t attempts = 0; batch.count < limit && attempts < 2 * kBatchSize; ++attempts) {
-    const std::span<std::uint8_t> slot = batch.slot(batch.count);
+  for (std::size_t attempts = 0; batch.count < limit && !batch.full() && attempts < 2 * kBatchSize;
+       ++attempts) {
     // tun copies what fits and drops the rest silently, so read into the slot
-    // plus one spare byte: a frame that reaches the spare did not fit.
+    // and its spare byte: a frame that reaches the spare did not fit.
+    const std::span<std::uint8_t> room = batch.next_slot();
+    const std::span<std::uint8_t> slot = room.first(batch.slot_size());
     VnetHeader vnet;
-    std::uint8_t spare;
-    struct iovec iov[3] = {{&vnet, sizeof(vnet)}, {slot.data(), slot.size()}, {&spare, 1}};
-    const ssize_t n = ::readv(qfd, iov, 3);
+    struct iovec iov[2] = {{&vnet, sizeof(vnet)}, {room.data(), room.size()}};
+    const ssize_t n = ::readv(qfd, iov, 2);
     if (n < 0) {
       const int err = errno;
       if (err == EINTR) continue;

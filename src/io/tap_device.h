@@ -75,10 +75,11 @@ class TapDevice {
   static int open(const NetnsFd& ns, const std::string& name, TapDevice* out,
                   std::size_t queues = 1, bool take_attached = false);
 
-  // Creates a new persistent TAP with `queues` queues inside home, named
-  // after pattern ("umvXXXX%d": the kernel picks the number). The fds pin
-  // home. -EINVAL for a bad pattern or queue count.
-  static int create(const NetnsFd& home, const std::string& pattern, TapDevice* out,
+  // Creates a new persistent TAP with `queues` queues inside ns, called
+  // name (or after a pattern such as "umv%d": the kernel picks the number).
+  // The fds pin ns. -EEXIST when ns has a device of that name, -EINVAL for a
+  // bad name or queue count.
+  static int create(const NetnsFd& ns, const std::string& name, TapDevice* out,
                     std::size_t queues = 1);
   // Moves the device into target and renames it to name there, in one
   // netlink request (RTM_NEWLINK, IFLA_NET_NS_FD): atomic, -EEXIST if target

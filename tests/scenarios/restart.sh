@@ -15,10 +15,10 @@
 #     lists them identically and a>b answers again
 #   4 a corrupt state file: moved aside with a logged reason; the daemon
 #     starts empty and the kernel's devices are left alone
-#   5 leftovers of a crashed run (made by hand after a kill -9: a stale
-#     nftables table of this daemon's in the lower's namespace, a half-made
-#     TAP of its own in its namespace) are removed by the next start; its
-#     live table stays
+#   5 a crash in the middle of `link add`s (made by hand after a kill -9):
+#     a pending record whose TAP was made is adopted, one whose TAP was
+#     not is dropped; a stale nftables table of this daemon's in the
+#     lower's namespace is removed by the next start, its live table stays
 #   6 `umacvlan daemon --cleanup`: every device goes, and the state file
 # Exit: 0 as expected, 1 otherwise, 2 setup error.
 
@@ -174,13 +174,29 @@ run() {
         pid=$(daemon_pid)
         kill -KILL "$pid"; wait_gone "$pid"
         ip netns exec "$NS_H" nft add table netdev "umacvlan_${inst}_99"
-        ip -n "$NS_D" tuntap add mode tap multi_queue vnet_hdr name "umv${inst}7"
+        # Two `link add`s cut short: one had made its TAP, one had not.
+        ip -n "$NS_H" tuntap add mode tap multi_queue vnet_hdr name mvp1
+        "$UMV_PYTHON" - "$state" "$(stat -L -c %i "/run/netns/$NS_H")" <<'PY'
+import json, sys
+path, ns = sys.argv[1], int(sys.argv[2])
+st = json.load(open(path))
+for name in ("mvp1", "mvp2"):
+    st["ports"][0]["devices"].append({
+        "name": name, "ifindex": 0, "netns": ns, "mac": "02:00:00:00:77:01", "mode": "bridge",
+        "flags": 0, "bcqueuelen": 1000, "sources": [], "spoofchk": False, "mtu": 1500,
+        "up": False, "pending": True})
+json.dump(st, open(path, "w"))
+PY
         umv_mv "$NS_H" link show >/dev/null 2>&1   # starts a daemon on demand
         umv_rec "5: stale nftables table removed" \
             "$(ip netns exec "$NS_H" nft list tables netdev | grep -q "umacvlan_${inst}_99" && echo no || echo yes)" yes
         umv_rec "5: live nftables table kept" \
             "$(ip netns exec "$NS_H" nft list tables netdev | grep -q "$table" && echo yes || echo no)" yes
-        umv_rec "5: half-made TAP removed" "$(ip -n "$NS_D" link show "umv${inst}7" >/dev/null 2>&1 && echo no || echo yes)" yes
+        umv_rec "5: pending add whose TAP was made: adopted" \
+            "$(umv_mv "$NS_H" link show mvp1 >/dev/null 2>&1 && echo yes || echo no)" yes
+        umv_rec "5: pending add without a TAP: dropped" \
+            "$(grep -c "mvp2: its .link add. was cut short before" "${UMACVLAN_SOCKET%.sock}.log")" 1
+        umv_mv "$NS_H" link del mvp1 >/dev/null 2>&1
     fi
 
     # 6: --cleanup.
