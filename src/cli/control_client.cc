@@ -27,9 +27,9 @@ std::string errno_text(int negative_errno) {
 // and outlives us.
 int start_daemon(const std::string& socket_path) {
   // Everything exec needs is built before fork().
-  const char* exe = "/proc/self/exe";
+  const std::string exe = daemon_program();
   const std::string log = control::default_log_path(socket_path);
-  const char* argv[] = {"umacvlan",   "daemon",    "--socket", socket_path.c_str(),
+  const char* argv[] = {exe.c_str(),  "--socket",  socket_path.c_str(),
                         "--log-file", log.c_str(), nullptr};
   const pid_t child = ::fork();
   if (child < 0) return -errno;
@@ -46,7 +46,7 @@ int start_daemon(const std::string& socket_path) {
     // Whatever the caller left open (a pipe of a test harness, say) must not
     // stay open for the daemon's lifetime.
     ::close_range(STDERR_FILENO + 1, ~0U, 0);
-    ::execv(exe, const_cast<char* const*>(argv));
+    ::execvp(exe.c_str(), const_cast<char* const*>(argv));
     ::_exit(127);
   }
   int status = 0;
@@ -96,6 +96,17 @@ int connect_or_start(const std::string& path, bool allow_start, std::string* err
 }
 
 }  // namespace
+
+std::string daemon_program() {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string path(self, static_cast<std::size_t>(n));
+    path = path.substr(0, path.find_last_of('/') + 1) + "umacvlan-daemon";
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  return "umacvlan-daemon";
+}
 
 int call_daemon(const control::LinkRequest& request, control::Reply* out, bool allow_start,
                 std::string* error, int netns_fd) {

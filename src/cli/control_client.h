@@ -3,7 +3,7 @@
 //
 // Contract: call_daemon() connects to control::default_socket_path(). When
 // nobody listens there and allow_start is true, it starts the daemon
-// (`/proc/self/exe daemon --socket PATH --log-file LOG`, LOG as
+// (`umacvlan-daemon --socket PATH --log-file LOG`, see daemon_program(); LOG as
 // control::default_log_path() says; detached: its own session, stdio on
 // /dev/null, not our child) and keeps trying to connect for about 5 s. It
 // sends the request with a network-namespace fd as SCM_RIGHTS (netns_fd when
@@ -25,5 +25,9 @@ inline constexpr int kReplyTimeoutSeconds = 60;
 
 int call_daemon(const control::LinkRequest& request, control::Reply* out, bool allow_start,
                 std::string* error, int netns_fd = -1);
+
+// The daemon's program: umacvlan-daemon in this program's own directory
+// when it is there, else the bare name (looked up in PATH by execvp()).
+std::string daemon_program();
 
 }  // namespace umacvlan::cli

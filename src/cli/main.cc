@@ -1,24 +1,21 @@
 // umacvlan: the command line, shaped like `ip`.
 //
 //   umacvlan [ OPTIONS ] link { add | set | delete | show | help } ...
-//   umacvlan [ --socket PATH ] daemon [ --socket PATH ] [ --foreground ] [ --idle-exit SECONDS ]
+//   umacvlan [ --socket PATH ] daemon [ DAEMON OPTIONS ]   (runs umacvlan-daemon)
 //   umacvlan { help | -V }
 //
 // ip's global options come before the object, are single-dash words
 // ("-details", "-json") that may also be written with two dashes, and "-s"
 // counts; CLI11 would read "-details" as seven short flags, so these are a
-// small table. The daemon's options are plain GNU long options: CLI11 reads
-// those. Exit codes are ip's: 0 success, 1/255 for a command ip would not
-// send (see link_parser.h), 2 when the daemon refuses a request (1 when it
-// did not find the device: ip finds devices itself and exits 1 for that), 1
-// when the daemon cannot be reached.
+// small table. The daemon is a program of its own (umacvlan-daemon, in the
+// same directory), which `umacvlan daemon` runs. Exit codes are ip's: 0
+// success, 1/255 for a command ip would not send (see link_parser.h), 2 when
+// the daemon refuses a request (1 when it did not find the device: ip finds
+// devices itself and exits 1 for that), 1 when the daemon cannot be reached.
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -27,7 +24,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -36,8 +32,6 @@
 #include "cli/link_parser.h"
 #include "cli/link_printer.h"
 #include "control/control_channel.h"
-#include "daemon/daemon.h"
-#include "daemon/dataplane.h"
 
 #ifndef UMACVLAN_VERSION
 #define UMACVLAN_VERSION "unknown"
@@ -142,85 +136,23 @@ std::variant<std::size_t, int> parse_global_options(const std::vector<std::strin
   return i;
 }
 
-int run_daemon(std::vector<std::string> args, const GlobalOptions& global) {
-  CLI::App app{"umacvlan daemon: creates the macvlan links and moves their frames", "daemon"};
-  std::string socket = global.socket.value_or(control::default_socket_path());
-  std::string state;
-  std::string log_file;
-  bool foreground = false;
-  bool cleanup = false;
-  int idle_exit_seconds = 0;
-  // One dataplane thread per CPU: each reads its own queue of every TAP and
-  // its own ring on the lower.
-  std::size_t workers =
-      std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, daemon::kMaxWorkers);
-  core::PortLimits limits;
-  app.add_option("--socket", socket, "control socket path")->capture_default_str();
-  app.add_option("--state", state,
-                 "state file (default: /var/lib/umacvlan/state.json for the default socket, "
-                 "else NAME.state.json beside NAME.sock)");
-  app.add_option("--log-file", log_file, "append the log to this file instead of stderr");
-  std::string netns;
-  if (const char* env = std::getenv("UMACVLAN_DAEMON_NETNS"); env != nullptr) netns = env;
-  app.add_option("--netns", netns,
-                 "network namespace to live in, as a path (default $UMACVLAN_DAEMON_NETNS, else "
-                 "the host's: that of PID 1)");
-  app.add_flag("--foreground", foreground,
-               "accepted for scripts: the daemon always runs in the foreground");
-  app.add_flag("--cleanup", cleanup,
-               "remove every device this daemon made (and its state file), then exit");
-  app.add_option("--workers", workers, "dataplane threads")
-      ->check(CLI::Range(std::size_t{1}, daemon::kMaxWorkers))
-      ->capture_default_str();
-  std::string tap_io = "auto";
-  app.add_option("--tap-io", tap_io,
-                 "how workers read and write TAPs: uring (a burst per system call), syscalls "
-                 "(one per frame), auto (uring where the kernel allows)")
-      ->check(CLI::IsMember({"auto", "uring", "syscalls"}))
-      ->capture_default_str();
-  int poll_us = 0;
-  app.add_option("--poll-us", poll_us,
-                 "microseconds a worker keeps polling after its last frame before it sleeps "
-                 "(lower latency under traffic, a busy core meanwhile; idle costs nothing)")
-      ->check(CLI::Range(0, 1000000))
-      ->capture_default_str();
-  app.add_option("--max-devices", limits.max_devices, "devices per lower")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--max-sources", limits.max_sources, "source-list entries per device")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--idle-exit", idle_exit_seconds,
-                 "exit after this many seconds without links or clients (0: never)")
-      ->check(CLI::NonNegativeNumber);
-  std::reverse(args.begin(), args.end());  // CLI11 takes its words last first
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitUsage;  // --help is not an error
+// `umacvlan daemon ...` is the daemon's own program, umacvlan-daemon, beside
+// this one: the command line stays small and quick to start.
+int run_daemon(const std::vector<std::string>& args, const GlobalOptions& global) {
+  const std::string exe = daemon_program();
+  std::vector<std::string> words{exe};
+  if (global.socket) {
+    words.push_back("--socket");
+    words.push_back(*global.socket);
   }
-  if (!log_file.empty()) {
-    try {
-      spdlog::set_default_logger(spdlog::basic_logger_mt("umacvlan", log_file));
-      spdlog::flush_on(spdlog::level::info);
-    } catch (const spdlog::spdlog_ex& e) {
-      write_out(stderr, fmt::format("Cannot log to \"{}\": {}\n", log_file, e.what()));
-      return kExitUsage;
-    }
-  }
-  daemon::Options options;
-  options.socket_path = socket;
-  options.state_path = state;
-  options.netns = netns;
-  options.idle_exit_seconds = idle_exit_seconds;
-  options.workers = workers;
-  options.poll_us = poll_us;
-  options.tap_io = tap_io == "uring"      ? daemon::TapIo::kUring
-                   : tap_io == "syscalls" ? daemon::TapIo::kSyscalls
-                                          : daemon::TapIo::kAuto;
-  options.limits = limits;
-  options.cleanup = cleanup;
-  return daemon::run(options);
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  ::execvp(exe.c_str(), argv.data());
+  write_out(stderr,
+            fmt::format("Cannot run the umacvlan daemon \"{}\": {}\n", exe, std::strerror(errno)));
+  return kExitUnreachable;
 }
 
 int open_netns(const std::string& name) {

@@ -448,8 +448,9 @@ void Dataplane::run(Worker& w) {
   }
   if (w.index == 0) {
     chosen_io_.store(uring ? TapIo::kUring : TapIo::kSyscalls);
-    spdlog::info("dataplane: {} worker(s), TAP reads and writes {}", workers_.size(),
-                 uring ? "batched through io_uring" : "one system call each");
+    spdlog::info("dataplane: {} worker(s), TAP reads and writes {}, polling {} us after work",
+                 workers_.size(), uring ? "batched through io_uring" : "one system call each",
+                 poll_us_);
   }
 
   auto watch = [&](Reg& r) {
@@ -526,10 +527,12 @@ void Dataplane::run(Worker& w) {
           if (const int err = ring.pending_error(); err < 0)
             notify(Notice{Notice::kLowerError, pv.io.get(), core::kNoDevice, err});
         }
-        if (ring.receive_burst(w.rx) > 0 || w.rx.dropped_oversize > 0) {
+        // The frames stay in the ring while they are forwarded: no copy.
+        if (ring.receive_views(w.rx) > 0 || w.rx.dropped_oversize > 0) {
           w.fwd.from_lower(pv, w.rx);
-          if (writer) writer->flush();  // w.rx is read again next
+          if (writer) writer->flush();  // the writes read the ring's slots
         }
+        ring.release_views();
         continue;
       }
       if (uring) {

@@ -23,7 +23,7 @@ constexpr int kReleaseTimeoutMs = 2000;
 // where one read costs more than 1/kMcastPollCostFactor of the time between
 // reads (a namespace of a thousand devices).
 constexpr long kMcastPollMs = 250;
-constexpr int kMcastPollCostFactor = 200;
+constexpr int kMcastPollCostFactor = 500;
 constexpr int32_t kNoNsid = -2;
 
 Reply failure(int err, std::string message = {}) {

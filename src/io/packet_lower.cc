@@ -51,22 +51,22 @@ int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Op
       return ::if_indextoname(static_cast<unsigned>(ifindex), name) != nullptr ? 0 : -ENODEV;
     }
     // The version and the virtio-net header must be chosen before the ring.
-    if (int e = set_int_opt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3); e != 0) return e;
+    if (int e = set_int_opt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2); e != 0) return e;
     if (int e = set_int_opt(fd, SOL_PACKET, PACKET_VNET_HDR, 1); e != 0) return e;
     if (int e = set_int_opt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1); e != 0) return e;
 
-    struct tpacket_req3 req {};
-    req.tp_block_size = static_cast<unsigned>(kBlockSize);
-    req.tp_block_nr = static_cast<unsigned>(kBlockCount);
-    req.tp_frame_size = static_cast<unsigned>(kRingFrameSize);
-    req.tp_frame_nr = static_cast<unsigned>(kBlockSize * kBlockCount / kRingFrameSize);
-    req.tp_retire_blk_tov = kRetireMs;
+    // One frame a block: a block is the unit of the ring's memory.
+    struct tpacket_req req {};
+    req.tp_block_size = static_cast<unsigned>(kSlotSize);
+    req.tp_block_nr = static_cast<unsigned>(kSlots);
+    req.tp_frame_size = static_cast<unsigned>(kSlotSize);
+    req.tp_frame_nr = static_cast<unsigned>(kSlots);
     if (::setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) return -errno;
-    void* ring = ::mmap(nullptr, kBlockSize * kBlockCount, PROT_READ | PROT_WRITE,
+    void* ring = ::mmap(nullptr, kSlotSize * kSlots, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_POPULATE, fd, 0);
     if (ring == MAP_FAILED) return -errno;
     pl.ring_ = std::unique_ptr<std::uint8_t, RingUnmap>(static_cast<std::uint8_t*>(ring),
-                                                        RingUnmap{kBlockSize * kBlockCount});
+                                                        RingUnmap{kSlotSize * kSlots});
 
     struct sockaddr_ll sll {};
     sll.sll_family = AF_PACKET;
@@ -86,48 +86,47 @@ int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Op
   return 0;
 }
 
-void PacketLower::release_block() {
-  auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring_.get() + block_ * kBlockSize);
-  std::atomic_ref<std::uint32_t>(desc->hdr.bh1.block_status)
-      .store(TP_STATUS_KERNEL, std::memory_order_release);
-  block_ = (block_ + 1) % kBlockCount;
-  next_frame_ = nullptr;
-  frames_left_ = 0;
+void PacketLower::release_views() {
+  std::uint8_t* const ring = ring_.get();
+  for (; held_ > 0; --held_) {
+    const std::size_t slot = (slot_ + kSlots - held_) % kSlots;
+    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(ring + slot * kSlotSize);
+    std::atomic_ref<std::uint32_t>(hdr->tp_status)
+        .store(TP_STATUS_KERNEL, std::memory_order_release);
+  }
 }
 
-int PacketLower::receive_burst(FrameBatch& batch) {
+int PacketLower::receive(FrameBatch& batch, bool views) {
   batch.clear();
   if (ring_ == nullptr) return 0;
+  release_views();  // a caller that forgot: never hold the ring forever
   std::uint8_t* const ring = ring_.get();
   while (!batch.full()) {
-    if (next_frame_ == nullptr) {
-      auto* desc = reinterpret_cast<struct tpacket_block_desc*>(ring + block_ * kBlockSize);
-      if ((load_acquire(desc->hdr.bh1.block_status) & TP_STATUS_USER) == 0) break;
-      frames_left_ = desc->hdr.bh1.num_pkts;
-      next_frame_ = reinterpret_cast<const std::uint8_t*>(desc) + desc->hdr.bh1.offset_to_first_pkt;
-      if (frames_left_ == 0) {
-        release_block();
-        continue;
-      }
-    }
-
-    const auto* hdr = reinterpret_cast<const struct tpacket3_hdr*>(next_frame_);
-    const std::uint8_t* data = next_frame_ + hdr->tp_mac;
+    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(ring + slot_ * kSlotSize);
+    const std::uint32_t status = load_acquire(hdr->tp_status);
+    if ((status & TP_STATUS_USER) == 0) break;
+    const std::uint8_t* data = reinterpret_cast<const std::uint8_t*>(hdr) + hdr->tp_mac;
     const std::size_t caplen = hdr->tp_snaplen;
-    const bool tagged = (hdr->tp_status & TP_STATUS_VLAN_VALID) != 0;
+    const bool tagged = (status & TP_STATUS_VLAN_VALID) != 0;
     const std::size_t len = caplen + (tagged ? kVlanTagSize : 0);
     const std::span<std::uint8_t> slot = batch.next_slot().first(batch.slot_size());
 
+    bool hold = false;
     if (caplen < hdr->tp_len || len > slot.size() || (tagged && caplen < kMacPairSize)) {
       ++batch.dropped_oversize;
+    } else if (views && !tagged) {
+      VnetHeader vnet;
+      std::memcpy(&vnet, data - kVnetHdrSize, kVnetHdrSize);
+      batch.add_view({data, caplen}, vnet);
+      hold = true;
     } else {
       std::uint8_t* dst = slot.data();
       if (tagged) {
         const std::uint16_t tpid =
-            (hdr->tp_status & TP_STATUS_VLAN_TPID_VALID) != 0 && hdr->hv1.tp_vlan_tpid != 0
-                ? hdr->hv1.tp_vlan_tpid
+            (status & TP_STATUS_VLAN_TPID_VALID) != 0 && hdr->tp_vlan_tpid != 0
+                ? hdr->tp_vlan_tpid
                 : static_cast<std::uint16_t>(ETH_P_8021Q);
-        const std::uint16_t tci = static_cast<std::uint16_t>(hdr->hv1.tp_vlan_tci);
+        const std::uint16_t tci = hdr->tp_vlan_tci;
         std::memcpy(dst, data, kMacPairSize);
         dst[12] = static_cast<std::uint8_t>(tpid >> 8);
         dst[13] = static_cast<std::uint8_t>(tpid & 0xff);
@@ -147,11 +146,14 @@ int PacketLower::receive_burst(FrameBatch& batch) {
       }
       batch.commit(len, vnet);
     }
-
-    if (--frames_left_ == 0) {
-      release_block();
+    slot_ = (slot_ + 1) % kSlots;
+    if (hold || held_ > 0) {
+      // Slots go back in order: one behind a held one waits with it.
+      ++held_;
     } else {
-      next_frame_ += hdr->tp_next_offset;
+      // The slot goes back to the kernel once we are done with its frame.
+      std::atomic_ref<std::uint32_t>(hdr->tp_status)
+          .store(TP_STATUS_KERNEL, std::memory_order_release);
     }
   }
   return static_cast<int>(batch.count);

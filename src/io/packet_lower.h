@@ -4,9 +4,11 @@
 //
 // Contract: a PacketLower owns one non-blocking, close-on-exec AF_PACKET
 // socket bound to one interface, opened inside the namespace the interface
-// lives in (the socket keeps that namespace alive), and the TPACKET_V3
-// receive ring mapped over it (kBlockCount blocks of kBlockSize bytes; a
-// block is handed to us when full or after kRetireMs). Opened with
+// lives in (the socket keeps that namespace alive), and the TPACKET_V2
+// receive ring mapped over it (kSlots slots of kSlotSize bytes, each frame
+// handed over the moment it is in: TPACKET_V3 hands over whole blocks, when
+// full or after at least a millisecond, and that millisecond on every ACK
+// of a TCP stream halved its throughput). Opened with
 // Options::ring false it is a membership-only socket: no ring, never bound,
 // it receives nothing and only carries the filter memberships below. With a
 // fanout group, the sockets of that group share the interface's frames by
@@ -70,10 +72,9 @@ struct RingUnmap {
 
 class PacketLower {
  public:
-  static constexpr std::size_t kBlockSize = std::size_t{1} << 18;  // 256 KiB
-  static constexpr std::size_t kBlockCount = 16;                   // 4 MiB ring
-  static constexpr std::size_t kRingFrameSize = 2048;
-  static constexpr unsigned kRetireMs = 1;
+  // A slot holds a 64 KiB GSO super-frame with its headers (17 pages).
+  static constexpr std::size_t kSlotSize = 17 * 4096;
+  static constexpr std::size_t kSlots = 128;  // 8.5 MiB ring
 
   // Counters the kernel keeps for the socket since the previous read_stats().
   struct RingStats {
@@ -106,7 +107,12 @@ class PacketLower {
 
   // Copies up to batch.capacity() frames out of the ring; the batch is
   // cleared first. Returns batch.count.
-  int receive_burst(FrameBatch& batch);
+  int receive_burst(FrameBatch& batch) { return receive(batch, false); }
+  // The same without copying: the batch points into the ring (a tagged
+  // frame, whose tag is put back, is still copied), and the slots stay ours
+  // until release_views(), which must come before the next receive.
+  int receive_views(FrameBatch& batch) { return receive(batch, true); }
+  void release_views();
 
   // Sends one frame out of the interface with its virtio-net header. 0 or
   // -errno (-EAGAIN/-ENOBUFS when the queue is full, -ENETDOWN when the
@@ -139,18 +145,17 @@ class PacketLower {
 
  private:
   int membership(int type, const MacBytes* mac, bool add);
-  // Gives the current block back to the kernel and moves to the next one.
-  void release_block();
 
   OwnedFd fd_;
   int ifindex_ = 0;
   std::unique_ptr<std::uint8_t, RingUnmap> ring_;
 
-  // Reader position: the block we are in, the next frame in it (nullptr:
-  // not yet opened) and how many frames of the block remain.
-  std::size_t block_ = 0;
-  const std::uint8_t* next_frame_ = nullptr;
-  std::uint32_t frames_left_ = 0;
+  int receive(FrameBatch& batch, bool views);
+
+  // Reader position: the next slot to look at, and how many slots before it
+  // receive_views() kept.
+  std::size_t slot_ = 0;
+  std::size_t held_ = 0;
 
   std::vector<MacBytes> unicast_;
   std::vector<MacBytes> multicast_;

@@ -206,6 +206,8 @@ umv_cleanup() {
     local rc=$? s ns
     trap '' INT TERM HUP
     trap - EXIT
+    [ -n "$UMV_TOPO" ] && umv_topo_down
+    [ -n "${UMV_TMP:-}" ] && [ -e "$UMV_TMP/failed" ] && [ "$rc" = 0 ] && rc=1
     if [ -n "${UMV_TMP:-}" ] && [ -d "$UMV_TMP" ]; then
         # shellcheck disable=SC2046
         umv_kill_pids $(cat "$UMV_TMP/pids" 2>/dev/null)
@@ -301,6 +303,14 @@ umv_topo_up() {
 umv_topo_down() {
     [ -n "$UMV_TOPO" ] || return 0
     umv_stop_daemon "$UMACVLAN_SOCKET"
+    # UMV_EXPECT_DAEMON_LOG=TEXT: a run with daemon options from the
+    # environment (UMACVLAN_TAP_IO, UMACVLAN_WORKERS, ...) proves the daemon
+    # took them: its log must say TEXT, else the script fails.
+    if [ -n "${UMV_EXPECT_DAEMON_LOG:-}" ] && [ -f "$TOPO_DIR/umacvlan.log" ] &&
+        ! grep -qF -- "$UMV_EXPECT_DAEMON_LOG" "$TOPO_DIR/umacvlan.log"; then
+        umv_log "FAIL: the daemon log of topology $UMV_TOPO does not say \"$UMV_EXPECT_DAEMON_LOG\""
+        : >"$UMV_TMP/failed"
+    fi
     # UMV_KEEP_LOGS=DIR keeps each topology's daemon log for a post mortem.
     if [ -n "${UMV_KEEP_LOGS:-}" ] && [ -f "$TOPO_DIR/umacvlan.log" ]; then
         mkdir -p "$UMV_KEEP_LOGS" && cp "$TOPO_DIR/umacvlan.log" "$UMV_KEEP_LOGS/$(basename "$0" .sh)-$UMV_TOPO.log"
