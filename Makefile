@@ -21,9 +21,10 @@ FUZZ_TARGETS = frame:src/core/umacvlan_core_fuzz:2048 \
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
   nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev liburing-dev \
-  iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux
+  iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux \
+  dnsmasq-base radvd ndisc6 busybox socat
 
-.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios demo bench clean format
+.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios conformance demo bench clean format
 
 all: build
 
@@ -54,7 +55,7 @@ product: deps
 # normal, optimised build. The unit tests are built and run once, on the
 # sanitizer build: that keeps `make test` well inside its half hour.
 test: fuzz asan product
-	cd $(BUILD) && ctest --output-on-failure -j 1 -L scenario
+	cd $(BUILD) && ctest --output-on-failure -j 2 -L scenario
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L 'core|cli|control'
@@ -88,7 +89,8 @@ asan-build: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 asan: asan-build
-	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j 1 -LE scenario
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j 2 -L 'core|cli|control'
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j 1 -LE 'scenario|core|cli|control'
 	$(ASAN_ENV) UMACVLAN_BIN=$(CURDIR)/$(ASAN_BUILD)/src/cli/umacvlan \
 	  bash tests/scenarios/churn.sh --seconds $(CHURN_SECONDS)
 
@@ -100,6 +102,11 @@ soak: asan-build
 
 scenarios: product
 	bash tests/scenarios/run_all.sh --impl both
+
+# The differential conformance suite alone (also part of `make test`, one
+# CTest per script): one table of every observation, kernel vs umacvlan.
+conformance: product
+	UMACVLAN_BIN=$(CURDIR)/$(BUILD)/src/cli/umacvlan bash tests/conformance/run.sh
 
 demo: product
 	bash tools/demo.sh

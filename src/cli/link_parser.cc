@@ -589,10 +589,10 @@ LinkCommand parse_add(Cursor& c) {
   if (auto e = check_like_kernel(d)) return *e;
   if (auto e = check_mtu(d)) return *e;
   if (!d.link) {
-    // ip lets the kernel answer "Invalid argument"; same exit code, plainer words.
+    // ip lets the kernel answer "Invalid argument": that line, then why.
     return ParseError{kExitRefused,
-                      "Not enough information: \"link\" argument is required: a macvlan link "
-                      "needs a lower device.\n"};
+                      "RTNETLINK answers: Invalid argument\n"
+                      "umacvlan: a macvlan link needs a lower device (\"link DEVICE\").\n"};
   }
   // ip looks the lower up itself; an empty name names no device.
   if (d.link->empty()) return ParseError{kExitSyntax, "Cannot find device \"\"\n"};
@@ -714,9 +714,9 @@ std::string link_usage() {
 }
 
 std::string macvlan_usage() {
-  return "Usage: ... macvlan [ mode MODE ] [ flag MODE_FLAG ] [ nopromisc ] [ nodst ]\n"
-         "                   [ bcqueuelen BC_QUEUE_LEN ] [ bclim BC_LIMIT ] [ SOURCE_OPTS ]\n"
-         "                   [ spoofchk { on | off } ]\n"
+  // The first line is ip's (iproute2 6.1), word for word: scripts match it.
+  return "Usage: ... macvlan mode MODE [flag MODE_FLAG] MODE_OPTS [bcqueuelen BC_QUEUE_LEN]\n"
+         "                  [ nopromisc ] [ nodst ] [ bclim BC_LIMIT ] [ spoofchk { on | off } ]\n"
          "\n"
          "MODE: private | vepa | bridge | passthru | source   (default: vepa)\n"
          "MODE_FLAG: null | nopromisc | nodst\n"

@@ -467,9 +467,10 @@ const BadCase kBadCases[] = {
     // missing name / lower
     {"add link eth0 type macvlan", 255, "Not enough information: \"name\" argument is required.\n",
      false},
+    // ip leaves it to the kernel: its first line, then umacvlan's reason.
     {"add name m0 type macvlan", 2,
-     "Not enough information: \"link\" argument is required: a macvlan link needs a lower "
-     "device.\n",
+     "RTNETLINK answers: Invalid argument\n"
+     "umacvlan: a macvlan link needs a lower device (\"link DEVICE\").\n",
      false},
     // what the kernel would refuse (ip exits 2)
     {kAdd + "mtu 0 type macvlan", 2, "Error: mtu less than device minimum.\n", false},

@@ -228,7 +228,10 @@ void print_macvlan(Printer& p, const json& linkinfo) {
     }
     p.member_value(To::kAny, *data, "bcqueuelen", "bcqueuelen {} ");
     p.member_value(To::kAny, *data, "usedbcqueuelen", "usedbcqueuelen {} ");
-    p.member_value(To::kAny, *data, "bclim", "bclim {} ");
+    // ip 6.1 does not print bclim: shown only when it is not the default 1.
+    if (const json* v = member(*data, "bclim"); v != nullptr && !(v->is_number() && *v == 1)) {
+      p.member_value(To::kAny, *data, "bclim", "bclim {} ");
+    }
     p.member_value(To::kAny, *data, "macaddr_count", "remotes ({}) ");
     if (const json* macs = member(*data, "macaddr_data"); macs != nullptr && macs->is_array()) {
       p.begin_array("macaddr_data");
@@ -275,7 +278,13 @@ void print_link(Printer& p, const json& link, const PrintOptions& o) {
   p.member_value(To::kAny, link, "link_type", "link/{}");
   p.member_value(To::kAny, link, "address", " {}");
   p.member_value(To::kAny, link, "broadcast", " brd {}");
-  p.member_value(To::kAny, link, "link_netnsid", " link-netnsid {}");
+  // ip: the id in JSON; in text the namespace's name when it has one.
+  p.member_value(To::kJson, link, "link_netnsid", "");
+  if (const json* name = member(link, "link_netns"); name != nullptr) {
+    p.text(" link-netns " + scalar_text(*name));
+  } else {
+    p.member_value(To::kText, link, "link_netnsid", " link-netnsid {}");
+  }
   if (o.details) {
     p.member_value(To::kAny, link, "promiscuity", " promiscuity {} ");
     p.member_value(To::kAny, link, "allmulti", " allmulti {} ");

@@ -481,7 +481,13 @@ void Port::receive_parsed(const FrameView& f, Verdict& v, DecisionBatch& out) co
     } else if (slots_[src].dev.mode == Mode::kVepa) {
       flood(f, src, kFromVepa, v, out);
     } else {
-      flood(f, src, kFromBridge, v, out);  // bridge devices saw it on the way out
+      // Its bridge siblings saw it on the way out. The device itself gets
+      // it: from the wire, a group frame with a bridge device's MAC as its
+      // source comes from another host sharing that MAC (a VRRP virtual
+      // MAC). Kernels before a 2026 fix (this machine's 6.18 included)
+      // dropped it; the fix delivers it, and so do we.
+      flood(f, src, kFromBridge, v, out);
+      if (slots_[src].dev.subscribed(f.dst)) out.push(v, src, Reason::kFlood);
     }
     return;
   }

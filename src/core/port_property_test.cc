@@ -5,7 +5,8 @@
 // Checked after every step:
 //  (a) only existing devices that are up are ever targets;
 //  (b) a bridge-mode device never gets a copy of a multicast/broadcast frame
-//      whose S is its own MAC (from transmit or receive);
+//      it sent with its own MAC as S (from the wire it does: another host
+//      sharing the MAC, as the kernel's 2026 fix delivers);
 //  (c) a refused request (Status not ok) leaves the port exactly as it was:
 //      the full snapshot below, and the decisions the port makes for a probe
 //      set of frames (run on copies, so hidden state is compared as well);
@@ -316,7 +317,7 @@ std::string check_verdict(const Port& p, const std::vector<std::uint8_t>& bytes,
   // A down device cannot send in the kernel; if the engine is asked to, (b)
   // is moot (its MAC may be an up sibling's), but (a) still holds.
   const Device* from = p.device(sender);
-  const bool check_b = from == nullptr || from->up;
+  const bool check_b = from != nullptr && from->up;
   std::map<DeviceId, std::vector<Reason>> seen;
   for (const auto& [id, reason] : got.targets) {
     const Device* d = p.device(id);

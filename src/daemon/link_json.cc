@@ -2,8 +2,30 @@
 
 #include <linux/if.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace umacvlan::daemon {
 namespace {
+
+// The kernel lists a source device's addresses by walking its 256-bucket
+// hash table: bucket by bucket, where an address's bucket is the top 8 bits
+// of (its six bytes read little-endian, shifted up 16) times the 64-bit
+// golden ratio. ip prints them in that order, and so do we. (Within one
+// bucket the kernel lists the newest first; umacvlan does not keep the
+// order of addition and lists those by address.)
+std::vector<core::MacAddress> in_kernel_dump_order(std::vector<core::MacAddress> macs) {
+  auto bucket = [](const core::MacAddress& m) {
+    std::uint64_t v = 0;
+    for (int i = 5; i >= 0; --i) v = (v << 8) | m.octets()[static_cast<std::size_t>(i)];
+    return static_cast<unsigned>(((v << 16) * 0x61C8864680B583EBULL) >> 56);
+  };
+  std::stable_sort(macs.begin(), macs.end(), [&](const auto& a, const auto& b) {
+    const unsigned ba = bucket(a), bb = bucket(b);
+    return ba != bb ? ba < bb : b < a;
+  });
+  return macs;
+}
 
 // The order and names iproute2 prints interface flags in.
 struct FlagName {
@@ -23,7 +45,8 @@ constexpr FlagName kFlags[] = {
 
 nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, int lower_ifindex,
                          const core::Device& dev, const core::Port& port,
-                         const core::DeviceCounters& c) {
+                         const core::DeviceCounters& c, int32_t link_netnsid,
+                         const std::string& link_netns) {
   using nlohmann::json;
   // Flags and state as a macvlan shows them: up/down from the device, carrier
   // from the lower.
@@ -56,6 +79,10 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
   j["link_type"] = "ether";
   j["address"] = dev.mac.to_string();
   j["broadcast"] = "ff:ff:ff:ff:ff:ff";
+  if (lower_name.empty() && link_netnsid >= 0) {
+    j["link_netnsid"] = link_netnsid;
+    if (!link_netns.empty()) j["link_netns"] = link_netns;
+  }
   j["promiscuity"] = k.promiscuity;
   j["allmulti"] = k.allmulti;
   j["min_mtu"] = core::kMinMtu;
@@ -73,7 +100,7 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
   if (dev.mode == core::Mode::kSource) {
     data["macaddr_count"] = dev.sources.size();
     json list = json::array();
-    for (const auto& m : dev.sources) list.push_back(m.to_string());
+    for (const auto& m : in_kernel_dump_order(dev.sources)) list.push_back(m.to_string());
     if (!dev.sources.empty()) data["macaddr_data"] = list;
   }
   j["linkinfo"] = {{"info_kind", "macvlan"}, {"info_data", data}};

@@ -17,8 +17,13 @@
 
 namespace umacvlan::daemon {
 
+// When the lower lives elsewhere, link_netnsid is the id the caller's
+// namespace has for the lower's (ip's "link_netnsid") and link_netns its name
+// under /run/netns if it has one (ip's text "link-netns NAME"; not a key of
+// ip's JSON: the printer shows it in text only).
 nlohmann::json link_json(const io::LinkInfo& kernel, const std::string& lower_name,
                          int lower_ifindex, const core::Device& dev, const core::Port& port,
-                         const core::DeviceCounters& counters);
+                         const core::DeviceCounters& counters, int32_t link_netnsid = -1,
+                         const std::string& link_netns = {});
 
 }  // namespace umacvlan::daemon

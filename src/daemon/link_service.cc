@@ -1,8 +1,10 @@
 #include "daemon/link_service.h"
 
+#include <dirent.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,9 +35,37 @@ Reply failure(int err, std::string message = {}) {
   return r;
 }
 
+// Where the kernel refuses without a message of its own, ip prints
+// "RTNETLINK answers: <strerror>": that line comes first, word for word, and
+// what umacvlan knows of the reason follows on a line of its own.
+Reply refusal(int err, const std::string& why) {
+  std::string message = std::string("RTNETLINK answers: ") + std::strerror(err);
+  if (!why.empty()) message += "\numacvlan: " + why + ".";
+  return failure(err, std::move(message));
+}
+
 Reply from_status(const core::Status& s) {
   if (s.ok()) return Reply{};
-  return failure(s.err, "Error: " + s.message + ".");
+  return refusal(s.err, s.message);
+}
+
+// The name under /run/netns of the namespace with this inode, as ip names a
+// link's namespace; empty when it has none there.
+std::string netns_name(ino_t inode) {
+  DIR* dir = ::opendir("/run/netns");
+  if (dir == nullptr) return {};
+  std::string name;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st {};
+    const std::string path = std::string("/run/netns/") + e->d_name;
+    if (::stat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+      name = e->d_name;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return name;
 }
 
 Reply cannot_find(const std::string& name) {
@@ -348,8 +378,7 @@ LinkService::Found LinkService::find_by_name(ino_t ns, int32_t nsid, const std::
     return {};
   }
   Found f = find_device(ns, li.ifindex);
-  if (f.dev == nullptr)
-    *error = failure(EOPNOTSUPP, "Error: \"" + name + "\" is not a umacvlan device.");
+  if (f.dev == nullptr) *error = refusal(EOPNOTSUPP, "\"" + name + "\" is not a umacvlan device");
   return f;
 }
 
@@ -391,7 +420,8 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
 
 control::Reply LinkService::add(const control::LinkRequest& req, const io::NetnsFd& caller,
                                 int32_t nsid) {
-  if (req.link.empty()) return failure(EINVAL, "Error: a macvlan device needs \"link LOWER\".");
+  if (req.link.empty())
+    return refusal(EINVAL, "a macvlan link needs a lower device (\"link DEVICE\")");
   io::LinkInfo lower;
   if (rtnl_.get_link(req.link, &lower, nsid) != 0) return cannot_find(req.link);
   io::LinkInfo clash;
@@ -402,7 +432,7 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   Port* port = find_device(here, lower.ifindex).port;
   if (port == nullptr) port = find_lower(here, lower.ifindex);
   if (port == nullptr && !ethernet(lower))
-    return failure(EINVAL, "Error: the lower device must be an Ethernet device.");
+    return refusal(EINVAL, "the lower device must be an Ethernet device");
 
   // The whole request on a copy of the port first.
   core::Port next = port != nullptr ? port->core : core::Port(lower_state(lower), config_.limits);
@@ -574,6 +604,7 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
       return failure(ENODEV, "Device \"" + req.name + "\" does not exist.");
   }
   std::vector<std::pair<int, nlohmann::json>> rows;
+  io::RtNetlink there;  // a socket in the caller's namespace, opened if needed
   for (auto& p : ports_) {
     for (auto& [id, d] : p->devices) {
       if (d.ns_inode != here) continue;
@@ -581,14 +612,30 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
       io::LinkInfo li;
       if (rtnl_.get_link(d.ifindex, &li, nsid) != 0) continue;
       const std::string lower_name = p->lower_ns_inode == here ? p->lower_name : std::string();
-      rows.emplace_back(li.ifindex, link_json(li, lower_name, p->lower_ifindex, *p->core.device(id),
-                                              p->core, Dataplane::device_counters(*d.io)));
+      int32_t link_nsid = -1;
+      std::string link_ns;
+      if (lower_name.empty()) {
+        link_nsid = nsid_seen_from(caller, nsid, p->lower_ns, &there);
+        link_ns = netns_name(p->lower_ns_inode);
+      }
+      rows.emplace_back(li.ifindex,
+                        link_json(li, lower_name, p->lower_ifindex, *p->core.device(id), p->core,
+                                  Dataplane::device_counters(*d.io), link_nsid, link_ns));
     }
   }
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [idx, j] : rows) r.links.push_back(std::move(j));
   return r;
+}
+
+int32_t LinkService::nsid_seen_from(const io::NetnsFd& caller, int32_t nsid,
+                                    const io::NetnsFd& other, io::RtNetlink* there) {
+  int32_t id = -1;
+  if (rtnl_.find_nsid(other, &id, nsid) == 0 && id >= 0) return id;
+  if (!there->valid() && io::RtNetlink::open(caller, there) < 0) return -1;
+  if (there->get_nsid(other, &id) != 0) return -1;
+  return id;
 }
 
 // ================================================================ kernel objects

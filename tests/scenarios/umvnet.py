@@ -20,8 +20,13 @@ Run inside a network namespace (ip netns exec NS python3 umvnet.py ...).
       without a newline. Prints what it did.
 
   send-frame IFACE DST SRC [--count N] [--ethertype T]
+      [--interval S]
       Sends N frames DST <- SRC (MACs as aa:bb:..) out of IFACE, whatever
-      IFACE's own MAC is (a spoofed source, say).
+      IFACE's own MAC is (a spoofed source, say), S seconds apart (0.05).
+
+  set-bclim IFACE N
+      Sets a kernel macvlan's broadcast cutoff (IFLA_MACVLAN_BC_CUTOFF) over
+      rtnetlink: the iproute2 6.1 here has no `bclim` keyword.
 
   storm IFACE [--seconds S]
       Sends broadcast frames out of IFACE (AF_PACKET) as fast as it can for S
@@ -217,11 +222,41 @@ def cmd_send_frame(args) -> int:
         frame = (mac_bytes(args.dst) + mac_bytes(args.src) +
                  struct.pack("!H", args.ethertype) + b"umacvlan-send-frame").ljust(60, b"\0")
         for i in range(args.count):
-            if i:
-                time.sleep(0.05)
+            if i and args.interval > 0:
+                time.sleep(args.interval)
             sock.send(frame)
     except (OSError, ValueError) as e:
         print(f"umvnet send-frame: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def nla(kind: int, payload: bytes) -> bytes:
+    head = struct.pack("=HH", 4 + len(payload), kind)
+    return (head + payload).ljust((4 + len(payload) + 3) & ~3, b"\0")
+
+
+def cmd_set_bclim(args) -> int:
+    IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_INFO_DATA = 18, 1, 2
+    IFLA_MACVLAN_BC_CUTOFF = 9
+    NLA_F_NESTED = 0x8000
+    RTM_NEWLINK, NLM_F_REQUEST, NLM_F_ACK = 16, 1, 4
+    try:
+        index = socket.if_nametoindex(args.iface)
+        data = nla(IFLA_MACVLAN_BC_CUTOFF, struct.pack("=i", args.value))
+        info = nla(IFLA_INFO_KIND, b"macvlan\0") + nla(IFLA_INFO_DATA | NLA_F_NESTED, data)
+        body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, index, 0, 0)
+        body += nla(IFLA_LINKINFO | NLA_F_NESTED, info)
+        msg = struct.pack("=IHHII", 16 + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, 1, 0)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock.sendto(msg + body, (0, 0))
+        reply = sock.recv(65536)
+    except OSError as e:
+        print(f"umvnet set-bclim: {e}", file=sys.stderr)
+        return 2
+    err = struct.unpack_from("=i", reply, 16)[0]
+    if err != 0:
+        print(f"umvnet set-bclim: {os.strerror(-err)}", file=sys.stderr)
         return 2
     return 0
 
@@ -273,6 +308,10 @@ def main() -> int:
     pf.add_argument("src")
     pf.add_argument("--count", type=int, default=3)
     pf.add_argument("--ethertype", type=lambda v: int(v, 0), default=0x88B5)
+    pf.add_argument("--interval", type=float, default=0.05)
+    pb = sub.add_parser("set-bclim")
+    pb.add_argument("iface")
+    pb.add_argument("value", type=int)
     ps = sub.add_parser("storm")
     ps.add_argument("iface")
     ps.add_argument("--seconds", type=float, default=5.0)
@@ -285,6 +324,8 @@ def main() -> int:
         return cmd_storm(args)
     if args.cmd == "send-frame":
         return cmd_send_frame(args)
+    if args.cmd == "set-bclim":
+        return cmd_set_bclim(args)
     return cmd_arp_probe(args)
 
 
