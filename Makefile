@@ -22,7 +22,7 @@ DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
   nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev liburing-dev \
   iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux \
-  dnsmasq-base radvd ndisc6 busybox socat
+  dnsmasq-base radvd ndisc6 busybox
 
 .PHONY: all deps build product test unit fuzz asan asan-build soak scenarios conformance demo bench clean format
 

@@ -24,6 +24,13 @@
 #                 reach a device.
 #   counters      a device's rx/tx packets and bytes in `ip -s -j` after
 #                 known unicast, broadcast and sent frames.
+#   host          the lower's own stack and a device cannot reach each other
+#                 (x reaches the device: the control).
+#   fragments     a 3000-byte multicast datagram from x (three IPv4
+#                 fragments) to a receiver joined on mva: the application
+#                 gets it whole; the kernel reassembles before flooding (one
+#                 packet in a capture on the device), umacvlan floods the
+#                 fragments (three): accepted.
 #   bc queue      bcqueuelen 0: a broadcast burst reaches nobody; with bclim
 #                 -1 (never queue) the same burst reaches the device whole.
 # Exit: 0 every row same (or fixed upstream), 1 otherwise, 2 setup error.
@@ -40,6 +47,32 @@ OUT=02:77:00:00:00:99
 GROUP=01:00:5e:7f:00:01
 VRRP=01:00:5e:00:00:12
 ETH=0x88b5
+
+# A receiver joined to 239.7.7.7:6000 on mva (prints "joined", then "got
+# SIZE" per datagram) and a sender of one 3000-byte datagram from x (three
+# IPv4 fragments on a 1500-byte link).
+FRAG_RX='
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("239.7.7.7", 6000))
+mreq = struct.pack("4s4s", socket.inet_aton("239.7.7.7"), socket.inet_aton("10.77.0.21"))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+print("joined", flush=True)
+s.settimeout(15)
+try:
+    while True:
+        data = s.recv(65536)
+        print("got %d" % len(data), flush=True)
+except socket.timeout:
+    pass
+'
+FRAG_TX='
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.1"))
+s.sendto(b"f" * 3000, ("239.7.7.7", 6000))
+'
 
 # inject DST SRC COUNT [ETHERTYPE] [INTERVAL]: frames from the wire.
 inject() {
@@ -153,6 +186,34 @@ run_impl() {
     sleep 0.5
     after=$(stats "$NS_A" mva)
     umv_rec "counters: mva ip -s delta" "$(delta "$before" "$after")" "rx 7/420 tx 5/300"
+
+    # -- the lower's own stack and its devices cannot reach each other
+    ip -n "$NS_A" addr add 10.77.0.21/24 dev mva
+    ip -n "$NS_H" addr add 10.77.0.5/24 dev lower0
+    umv_rec "host: lower's stack pings mva" "$(umv_yn umv_ping "$NS_H" 10.77.0.21 2)" no
+    umv_rec "host: mva pings the lower's stack" "$(umv_yn umv_ping "$NS_A" 10.77.0.5 2)" no
+    umv_rec "host: x pings mva (control)" "$(umv_yn umv_ping "$NS_X" 10.77.0.21 3)" yes
+    ip -n "$NS_H" addr del 10.77.0.5/24 dev lower0
+
+    # -- a fragmented IPv4 multicast datagram to a joined receiver on mva
+    local rx="$UMV_TMP/frag-rx-$UMV_IMPL" cap pid n
+    timeout 20 ip netns exec "$NS_A" "$UMV_PYTHON" -c "$FRAG_RX" >"$rx" 2>&1 &
+    pid=$!
+    echo "$pid" >>"$UMV_TMP/pids"
+    umv_wait_for 5 grep -q joined "$rx"
+    sleep 1  # the group reaches the device's list (and umacvlan's poll)
+    umv_cap_start "$NS_A" mva "dst host 239.7.7.7" || true
+    cap=$UMV_CAP_OUT
+    timeout 10 ip netns exec "$NS_X" "$UMV_PYTHON" -c "$FRAG_TX" >/dev/null 2>&1
+    umv_wait_for 5 grep -q "^got" "$rx"
+    sleep 0.3
+    umv_cap_stop "$UMV_CAP_PID"
+    umv_kill_pids "$pid"
+    umv_rec "fragments: 3000 B datagram, the app got" "$(grep -m1 '^got' "$rx" || echo nothing)" "got 3000"
+    n=$(grep -cE '^[0-9]{2}:[0-9]{2}:' "$cap" 2>/dev/null)
+    umv_rec "fragments: packets mva's capture saw" "${n:-0}"
+    umv_accept "fragments: packets mva's capture saw" \
+        "the kernel reassembles IPv4 multicast fragments before it floods them; umacvlan floods the fragments and the device's stack reassembles them: the application gets the same datagram"
 
     # -- the broadcast queue: bcqueuelen 0, then bclim -1
     ip -n "$NS_A" link del mva
