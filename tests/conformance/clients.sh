@@ -2,7 +2,8 @@
 # clients.sh [--impl kernel|umacvlan|both] [-v]
 #
 # Real network clients through macvlan devices, per mode (bridge, vepa,
-# private on one topology, passthru on a second one), against the kernel's
+# private on one topology, passthru on a second one, source on a third:
+# two source devices whose lists hold x's MAC), against the kernel's
 # macvlan and umacvlan in identical namespace topologies (lib.sh: lower0 in
 # NS_H -> bridge br0 in NS_SW (hairpin off) -> x = xeth 10.77.0.1/24 in NS_X).
 # Devices: two per mode (mv<m>1, mv<m>2; m = br ve pr), each in a namespace of
@@ -30,8 +31,9 @@
 #         (-R), and TCP mv<m>1 -> mv<m>2: completed with bytes > 0 (yes/no;
 #         never throughput or loss)
 # Expected values: what the kernel's macvlan does (bridge-mode devices reach
-# each other locally; vepa/private devices do not without a hairpin port;
-# the outside host reaches every device). With --impl both, kernel and
+# each other locally; vepa/private/source devices do not without a hairpin
+# port; the outside host reaches every device; a source device gets a copy
+# of every frame x sends, so its capture sees groups it never joined). With --impl both, kernel and
 # umacvlan are compared side by side and any difference fails the run.
 #
 # Note on the kernel oracle: a kernel macvlan device filters multicast through
@@ -69,8 +71,8 @@ MC_SETTLE=1.2        # after the joins (umacvlan polls multicast lists every 250
 V6_WAIT=20           # bound on SLAAC + DAD after the devices come up
 PFX6=2001:db8:77::/64
 
-declare -A SHORT=([bridge]=br [vepa]=ve [private]=pr [passthru]=pt)
-declare -A NET=([bridge]=1 [vepa]=2 [private]=3 [passthru]=4)
+declare -A SHORT=([bridge]=br [vepa]=ve [private]=pr [passthru]=pt [source]=so)
+declare -A NET=([bridge]=1 [vepa]=2 [private]=3 [passthru]=4 [source]=5)
 declare -A DEV_NS=() DEV_MAC=()
 EXTRA_NS=()
 HELPER="$UMV_TMP/clients_helper.py"
@@ -312,7 +314,10 @@ mk_devs() {   # MODE: its devices, each in a namespace of its own, IPv6 on
         v6_on "$ns"
         cidr=""
         [ "$i" = 2 ] && cidr="$(ip_of "$m" 2)/24"   # device 1 gets its address by DHCP first
-        umv_mkdev "$dev" "$m" "$ns" "$cidr" || return 1
+        local extra=()
+        # A source device takes what its listed senders send: x.
+        [ "$m" = source ] && extra=(macaddr add "$UMV_XMAC")
+        umv_mkdev "$dev" "$m" "$ns" "$cidr" "${extra[@]}" || return 1
         ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=0" >/dev/null
         DEV_NS[$dev]=$ns
         DEV_MAC[$dev]=$(umv_mac "$ns" "$dev")
@@ -517,7 +522,8 @@ mc_phase() {   # MODES...
         dv=$(dev2 "$m")
         umv_rec "mc $m: $dv unjoined, datagrams" "$(cnt "$d/mc-$dv.out")" 0
         umv_rec "mc $m: $dv unjoined, tcpdump -p" \
-            "$(if [ -n "${CAPOUT[$dv]:-}" ]; then umv_cap_count "${CAPOUT[$dv]}"; else echo ERR; fi)" 0
+            "$(if [ -n "${CAPOUT[$dv]:-}" ]; then umv_cap_count "${CAPOUT[$dv]}"; else echo ERR; fi)" \
+            "$([ "$m" = source ] && echo "$MC_N" || echo 0)"
         # Only ever "accepted" when the kernel's hash let the group through.
         umv_accept "mc $m: $dv unjoined, tcpdump -p" \
             "the kernel filters groups through a 256-bucket hash and now and then delivers one a device never joined; umacvlan matches exact addresses"
@@ -611,6 +617,7 @@ for impl in "${UMV_IMPLS[@]}"; do
     t0=$SECONDS
     run_topo "${impl:0:1}c" mixed bridge vepa private
     run_topo "${impl:0:1}p" passthru passthru
+    run_topo "${impl:0:1}s" source source
     leftovers
     DUR[$impl]=$((SECONDS - t0))
 done
