@@ -74,6 +74,10 @@ s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.
 s.sendto(b"f" * 3000, ("239.7.7.7", 6000))
 '
 
+# Only ever "accepted" when the kernel's hash let an unjoined group through
+# (umacvlan must still show 0): the README's known difference.
+GROUP_HASH="the kernel filters groups through a 256-bucket hash (random per boot and device) and now and then delivers one a device never joined; umacvlan matches exact addresses"
+
 # inject DST SRC COUNT [ETHERTYPE] [INTERVAL]: frames from the wire.
 inject() {
     timeout 30 ip netns exec "$NS_SW" "$UMV_PYTHON" "$UMV_PY" send-frame swp0 "$1" "$2" \
@@ -157,6 +161,7 @@ run_impl() {
         "$(count "$NS_A" mva "ether dst $GROUP" inject "$GROUP" "$OUT" 5)" 5
     umv_rec "groups: unjoined group to plain mvb" \
         "$(count "$NS_B" mvb "ether dst $GROUP" inject "$GROUP" "$OUT" 5)" 0
+    umv_accept "groups: unjoined group to plain mvb" "$GROUP_HASH"
 
     # -- a group frame from another host that shares mva's MAC (VRRP)
     umv_rec "shared MAC: group from S=mva's MAC to mva" \
@@ -165,6 +170,7 @@ run_impl() {
         "kernels before the 2026 macvlan fix (6.18 here) drop it; umacvlan follows the fix"
     umv_rec "shared MAC: the same group to mvb" \
         "$(count "$NS_B" mvb "ether src $MAC_A and ether dst $VRRP" inject "$VRRP" "$MAC_A" 3)" 0
+    umv_accept "shared MAC: the same group to mvb" "$GROUP_HASH"
     ip -n "$NS_A" link set mva allmulticast off
     sleep 0.5
     umv_rec "promisc: lower, mva allmulticast off" "$(lower_counts)"
