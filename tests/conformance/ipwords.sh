@@ -29,6 +29,7 @@
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scenarios/lib.sh
 . "$(dirname "$0")/../scenarios/lib.sh"
+. "$(dirname "$0")/../scenarios/error_cases.sh"
 umv_init "$@"
 
 SETUP_FAILED=0
@@ -213,28 +214,7 @@ run_words() {
 }
 
 # ---------------------------------------------------------------- 3 ---
-# errors.sh's setup and commands (copied; errors.sh is not modified).
-
-errors_setup() {
-    local ok=0 log="$UMV_TMP/errors-setup-$UMV_IMPL.log"
-    umv_topo_up "${UMV_IMPL:0:1}e" off || return 1
-    ip -n "$NS_H" link add lower1 type veth peer name lower1p || return 1
-    ip -n "$NS_H" link set lower1 up && ip -n "$NS_H" link set lower1p up || return 1
-    {
-        umv_mv "$NS_H" link add link lower0 name mvb0 type macvlan mode bridge || ok=1
-        umv_mv "$NS_H" link add link lower0 name mvc0 type macvlan mode bridge || ok=1
-        umv_mv "$NS_H" link add link lower0 name mvs0 type macvlan mode source || ok=1
-        ip -n "$NS_H" link set mvb0 up && ip -n "$NS_H" link set mvc0 up || ok=1
-        B0MAC=$(umv_mac "$NS_H" mvb0); C0MAC=$(umv_mac "$NS_H" mvc0); LMAC=$(umv_mac "$NS_H" lower0)
-        umv_mv "$NS_H" link add link lower0 name mvdup address "$B0MAC" type macvlan mode bridge || ok=1
-        umv_mv "$NS_H" link add link lower1 name mvp1 type macvlan mode passthru || ok=1
-        ip -n "$NS_H" link set mvp1 up || ok=1
-    } >>"$log" 2>&1
-    if [ $ok != 0 ]; then
-        umv_log "[$UMV_IMPL] errors setup failed:"; sed 's/^/  /' "$log" >&2
-    fi
-    return $ok
-}
+# errors.sh's setup and commands (tests/scenarios/error_cases.sh).
 
 # ecase ID DESCRIPTION EXPECTED_RC MV-ARGS...
 ecase() {
@@ -253,43 +233,20 @@ ecase() {
     fi
 }
 
+# The shared cases' tcase: the exit code and the first stderr line (the
+# state expectation is errors.sh's to check).
+tcase() {
+    local id=$1 desc=$2 erc=$3; shift 4
+    ecase "$id" "$desc" "$erc" "$@"
+}
+
 run_errors() {
     if ! errors_setup; then
         SETUP_FAILED=1
         umv_topo_down
         return
     fi
-    local add=(link add link lower0 name mve type macvlan)
-    ecase E01 "unknown keyword" 1 "${add[@]}" mode bridge frobnicate
-    ecase E02 "unknown mode name" 1 "${add[@]}" mode frob
-    ecase E03 "mode without argument" 255 "${add[@]}" mode
-    ecase E04 "bad MAC zz" 1 link add link lower0 name mve address zz type macvlan mode bridge
-    ecase E05 "multicast MAC" 2 link add link lower0 name mve address 01:00:5e:00:00:01 type macvlan mode bridge
-    ecase E06 "zero MAC" 2 link add link lower0 name mve address 00:00:00:00:00:00 type macvlan mode bridge
-    ecase E07 "missing lower eth9" 1 link add link eth9 name mve type macvlan mode bridge
-    ecase E08 "loopback lower" 2 link add link lo name mve type macvlan mode bridge
-    ecase E09 "no lower given" 2 link add name mve type macvlan mode bridge
-    ecase E10 "nopromisc without passthru" 1 "${add[@]}" mode bridge nopromisc
-    ecase E11 "nodst without source (accepted)" 0 "${add[@]}" mode bridge nodst
-    ecase E12 "macaddr on a non-source device" 2 link set dev mvb0 type macvlan macaddr add 02:00:00:00:00:09
-    ecase E13 "macaddr at creation, not source" 2 "${add[@]}" mode bridge macaddr add 02:00:00:00:00:09
-    ecase E14 "macaddr add zz (source device)" 1 link set dev mvs0 type macvlan macaddr add zz
-    ecase E15 "macaddr add multicast (source)" 2 link set dev mvs0 type macvlan macaddr add 01:00:5e:00:00:01
-    ecase E16 "macaddr bad subcommand" 1 link set dev mvs0 type macvlan macaddr frob 02:00:00:00:00:09
-    ecase E17 "name already taken" 2 link add link lower0 name mvb0 type macvlan mode bridge
-    ecase E18 "mtu above the lower's" 2 link add link lower0 name mve mtu 9000 type macvlan mode bridge
-    ecase E19 "mtu below 68" 2 link add link lower0 name mve mtu 60 type macvlan mode bridge
-    ecase E20 "passthru on a port with devices" 2 "${add[@]}" mode passthru
-    ecase E21 "mode change to passthru" 2 link set dev mvb0 type macvlan mode passthru
-    ecase E22 "mode change from passthru" 2 link set dev mvp1 type macvlan mode bridge
-    ecase E23 "2nd device on a passthru port" 2 link add link lower1 name mve type macvlan mode bridge
-    ecase E24 "up device: MAC := lower's MAC" 2 link set dev mvb0 address "$LMAC"
-    ecase E25 "down device: MAC := lower's MAC" 2 link set dev mvs0 address "$LMAC"
-    ecase E26 "up device: MAC := up sibling's" 2 link set dev mvb0 address "$C0MAC"
-    ecase E27 "up with MAC of an up sibling" 2 link set dev mvdup up
-    ecase E28 "delete a missing device" 1 link del mvnone
-    ecase E29 "bcqueuelen abc" 1 "${add[@]}" mode bridge bcqueuelen abc
-    ecase E30 "macvlan options on a non-macvlan" 2 link set dev lower0 type macvlan mode bridge
+    error_cases
     umv_topo_down
 }
 
