@@ -22,9 +22,9 @@ DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
   nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev liburing-dev \
   iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux \
-  dnsmasq-base radvd ndisc6 busybox
+  dnsmasq-base radvd ndisc6 busybox containernetworking-plugins help2man
 
-.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios conformance demo bench clean format
+.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios conformance cni demo bench install clean format
 
 all: build
 
@@ -108,12 +108,25 @@ scenarios: product
 conformance: product
 	UMACVLAN_BIN=$(CURDIR)/$(BUILD)/src/cli/umacvlan bash tests/conformance/run.sh
 
+# The CNI plugin against the reference CNI macvlan plugin alone (also part
+# of `make test`): one table, reference vs umacvlan-cni.
+cni: product
+	UMACVLAN_BIN=$(CURDIR)/$(BUILD)/src/cli/umacvlan bash tests/cni/cni.sh --impl both
+
 demo: product
 	bash tools/demo.sh
 
 bench: product
 	cmake --build $(BUILD) -j $(JOBS) --target umacvlan_core_bench
 	bash bench/run.sh
+
+# The CLI and the daemon in $(PREFIX)/sbin, the CNI plugin as
+# $(PREFIX)/lib/cni/umacvlan, the man page umacvlan(8) (DESTDIR honoured,
+# for packaging).
+PREFIX ?= /usr
+install: product
+	cmake --build $(BUILD) --target man
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

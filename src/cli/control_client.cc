@@ -101,9 +101,14 @@ std::string daemon_program() {
   char self[4096];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n > 0) {
-    std::string path(self, static_cast<std::size_t>(n));
-    path = path.substr(0, path.find_last_of('/') + 1) + "umacvlan-daemon";
-    if (::access(path.c_str(), X_OK) == 0) return path;
+    std::string dir(self, static_cast<std::size_t>(n));
+    dir = dir.substr(0, dir.find_last_of('/') + 1);
+    // Beside this program (the build, /usr/sbin), or, for the CNI plugin in
+    // PREFIX/lib/cni, in PREFIX/sbin.
+    for (const char* rel : {"umacvlan-daemon", "../../sbin/umacvlan-daemon"}) {
+      const std::string path = dir + rel;
+      if (::access(path.c_str(), X_OK) == 0) return path;
+    }
   }
   return "umacvlan-daemon";
 }

@@ -27,7 +27,9 @@ int call_daemon(const control::LinkRequest& request, control::Reply* out, bool a
                 std::string* error, int netns_fd = -1);
 
 // The daemon's program: umacvlan-daemon in this program's own directory
-// when it is there, else the bare name (looked up in PATH by execvp()).
+// when it is there, else in ../../sbin from it (the CNI plugin installed in
+// PREFIX/lib/cni finds PREFIX/sbin), else the bare name (looked up in PATH
+// by execvp()).
 std::string daemon_program();
 
 }  // namespace umacvlan::cli

@@ -2,7 +2,7 @@
 //
 //   umacvlan [ OPTIONS ] link { add | set | delete | show | help } ...
 //   umacvlan [ --socket PATH ] daemon [ DAEMON OPTIONS ]   (runs umacvlan-daemon)
-//   umacvlan { help | -V }
+//   umacvlan { help [TOPIC] | -V }
 //
 // ip's global options come before the object, are single-dash words
 // ("-details", "-json") that may also be written with two dashes, and "-s"
@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "cli/control_client.h"
+#include "cli/help_topics.h"
 #include "cli/link_parser.h"
 #include "cli/link_printer.h"
 #include "control/control_channel.h"
@@ -72,20 +73,26 @@ constexpr GlobalOption kGlobalOptions[] = {
 };
 
 std::string usage() {
+  // "or:" lines and an "Options:" list: help2man turns this into the man
+  // page's SYNOPSIS and OPTIONS as it stands.
   return "Usage: umacvlan [ OPTIONS ] link { COMMAND | help }\n"
-         "       umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] [ --netns "
-         "PATH ]\n"
-         "                       [ --workers N ] [ --tap-io auto|uring|syscalls ]\n"
-         "                       [ --max-devices N ] [ --max-sources N ]\n"
-         "                       [ --idle-exit SECONDS ] [ --cleanup ]\n"
-         "       umacvlan help\n"
-         "where  OPTIONS := { -V[ersion] | -s[tats] | -d[etails] | -j[son] | -p[retty] |\n"
-         "                    -n[etns] NAME | --socket PATH | --no-start }\n"
-         "       --socket PATH: the daemon's control socket (default $UMACVLAN_SOCKET, else\n"
-         "                      " +
+         "  or:  umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] "
+         "[ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ] [ --poll-us N ] "
+         "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ]\n"
+         "  or:  umacvlan help [ TOPIC ]\n"
+         "\n"
+         "Options (before the object; one dash or two, as with ip):\n"
+         "  -V, -Version        print the version\n"
+         "  -s, -stats          show statistics (twice: more of them)\n"
+         "  -d, -details        show details (mode, flags, source lists)\n"
+         "  -j, -json           print JSON\n"
+         "  -p, -pretty         indent the JSON\n"
+         "  -n, -netns NAME     act in network namespace NAME (/run/netns/NAME, or a path)\n"
+         "  --socket PATH       the daemon's control socket (default $UMACVLAN_SOCKET, else " +
          std::string(control::kDefaultSocketPath) +
          ")\n"
-         "       --no-start:    fail instead of starting the daemon when it is not running\n";
+         "  --no-start          fail instead of starting the daemon when it is not running\n"
+         "  -h, -help           print this help\n";
 }
 
 void write_out(FILE* stream, std::string_view text) {
@@ -204,6 +211,28 @@ int run_link(const std::vector<std::string>& args, const GlobalOptions& global) 
   return 0;
 }
 
+// `umacvlan help [TOPIC]`; `help --man` prints the topics as help2man
+// sections (the build makes the man page from them).
+int run_help(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    write_out(stdout, usage() + "\n" + topics_summary());
+    return 0;
+  }
+  if (args.size() == 1 && args[0] == "--man") {
+    write_out(stdout, topics_for_man());
+    return 0;
+  }
+  if (args.size() == 1) {
+    if (const auto text = topic_text(args[0])) {
+      write_out(stdout, *text);
+      return 0;
+    }
+  }
+  write_out(stderr, fmt::format("Error: argument \"{}\" is wrong: no such help topic\n{}",
+                                args[0], topics_summary()));
+  return kExitSyntax;
+}
+
 int run(const std::vector<std::string>& args) {
   GlobalOptions global;
   const auto parsed = parse_global_options(args, &global);
@@ -214,12 +243,20 @@ int run(const std::vector<std::string>& args) {
     return 0;
   }
   if (global.socket) ::setenv("UMACVLAN_SOCKET", global.socket->c_str(), 1);
-  if (global.help || object >= args.size() || args[object] == "help") {
+  // `umacvlan --help` and `umacvlan help` answer on stdout and succeed (what
+  // help2man and users expect); no object at all is a usage error, as with ip.
+  if (global.help) {
+    write_out(stdout, usage() + "\n" + topics_summary());
+    return 0;
+  }
+  if (object >= args.size()) {
     write_out(stderr, usage());
     return kExitUsage;
   }
   const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(object) + 1,
                                       args.end());
+  if (args[object] == "help") return run_help(rest);
+
   if (args[object] == "link") return run_link(rest, global);
   if (args[object] == "daemon") return run_daemon(rest, global);
   write_out(stderr,

@@ -1,5 +1,6 @@
 #include "io/netlink.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
@@ -499,6 +500,190 @@ int RtNetlink::set_noqueue(int ifindex) {
   tc->tcm_handle = 0;
   tc->tcm_parent = TC_H_ROOT;
   mnl_attr_put_strz(nlh, TCA_KIND, "noqueue");
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+int RtNetlink::move_link(int ifindex, const NetnsFd& to, const std::string& new_name) {
+  if (ifindex <= 0) return fail(-EINVAL, "ifindex " + std::to_string(ifindex) + " is not positive");
+  if (!to.valid()) return fail(-EBADF, "no namespace to move the device to");
+  if (new_name.size() >= IFNAMSIZ) return fail(-EINVAL, "name \"" + new_name + "\" is too long");
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWLINK);
+  put_ifinfo(nlh, ifindex);
+  mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(to.get()));
+  if (!new_name.empty()) mnl_attr_put_strz(nlh, IFLA_IFNAME, new_name.c_str());
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+int RtNetlink::rename_link(int ifindex, const std::string& new_name) {
+  if (ifindex <= 0) return fail(-EINVAL, "ifindex " + std::to_string(ifindex) + " is not positive");
+  if (new_name.empty() || new_name.size() >= IFNAMSIZ) {
+    return fail(-EINVAL, "\"" + new_name + "\" is not a valid device name");
+  }
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWLINK);
+  put_ifinfo(nlh, ifindex);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, new_name.c_str());
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+namespace {
+
+std::size_t family_len(int family) { return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0; }
+
+struct AddrAttrs {
+  const nlattr* local = nullptr;
+  const nlattr* address = nullptr;
+  uint32_t flags = 0;
+  bool has_flags = false;
+};
+
+int addr_attr(const nlattr* a, void* data) {
+  auto* out = static_cast<AddrAttrs*>(data);
+  switch (mnl_attr_get_type(a)) {
+    case IFA_LOCAL: out->local = a; break;
+    case IFA_ADDRESS: out->address = a; break;
+    case IFA_FLAGS:
+      if (mnl_attr_validate(a, MNL_TYPE_U32) == 0) {
+        out->flags = mnl_attr_get_u32(a);
+        out->has_flags = true;
+      }
+      break;
+    default: break;
+  }
+  return MNL_CB_OK;
+}
+
+struct RouteAttrs {
+  const nlattr* dst = nullptr;
+  const nlattr* gateway = nullptr;
+  uint32_t oif = 0;
+  uint32_t table = 0;
+};
+
+int route_attr(const nlattr* a, void* data) {
+  auto* out = static_cast<RouteAttrs*>(data);
+  switch (mnl_attr_get_type(a)) {
+    case RTA_DST: out->dst = a; break;
+    case RTA_GATEWAY: out->gateway = a; break;
+    case RTA_OIF: get_u32(a, &out->oif); break;
+    case RTA_TABLE: get_u32(a, &out->table); break;
+    default: break;
+  }
+  return MNL_CB_OK;
+}
+
+bool copy_ip(const nlattr* a, int family, std::array<uint8_t, 16>* out) {
+  const std::size_t n = family_len(family);
+  if (a == nullptr || n == 0 || mnl_attr_get_payload_len(a) != n) return false;
+  out->fill(0);
+  std::memcpy(out->data(), mnl_attr_get_payload(a), n);
+  return true;
+}
+
+}  // namespace
+
+int RtNetlink::list_addresses(int family, int ifindex, std::vector<IpAddress>* out) {
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_GETADDR);
+  nlh->nlmsg_flags = NLM_F_DUMP;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<uint8_t>(family);
+  std::vector<IpAddress> found;
+  const int rc = transact(nlh, [&](const nlmsghdr* m) {
+    if (m->nlmsg_type != RTM_NEWADDR || mnl_nlmsg_get_payload_len(m) < sizeof(ifaddrmsg)) return 0;
+    const auto* msg = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(m));
+    if (ifindex > 0 && static_cast<int>(msg->ifa_index) != ifindex) return 0;
+    if (family != AF_UNSPEC && msg->ifa_family != family) return 0;
+    AddrAttrs attrs;
+    mnl_attr_parse(m, sizeof(*msg), addr_attr, &attrs);
+    IpAddress a;
+    a.family = msg->ifa_family;
+    a.prefix = msg->ifa_prefixlen;
+    a.ifindex = static_cast<int>(msg->ifa_index);
+    a.scope = msg->ifa_scope;
+    a.flags = attrs.has_flags ? attrs.flags : msg->ifa_flags;
+    // IPv4: IFA_LOCAL is the address (IFA_ADDRESS the peer on point-to-point).
+    if (!copy_ip(attrs.local != nullptr ? attrs.local : attrs.address, a.family, &a.addr)) return 0;
+    found.push_back(a);
+    return 0;
+  });
+  if (rc < 0) return rc;
+  *out = std::move(found);
+  return static_cast<int>(out->size());
+}
+
+int RtNetlink::add_address(const IpAddress& a) {
+  const std::size_t n = family_len(a.family);
+  if (n == 0 || a.ifindex <= 0) return fail(-EINVAL, "not an IPv4 or IPv6 address of a device");
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWADDR);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<uint8_t>(a.family);
+  ifa->ifa_prefixlen = a.prefix;
+  ifa->ifa_index = static_cast<uint32_t>(a.ifindex);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  mnl_attr_put(nlh, IFA_LOCAL, n, a.addr.data());
+  mnl_attr_put(nlh, IFA_ADDRESS, n, a.addr.data());
+  if (a.family == AF_INET && a.prefix < 31) {
+    // The broadcast address, as `ip addr add A/N brd +` and the CNI
+    // plugins (netlink.AddrAdd) set it.
+    uint32_t ip = 0;
+    std::memcpy(&ip, a.addr.data(), 4);
+    const uint32_t host_mask = a.prefix == 0 ? 0xffffffffu : (0xffffffffu >> a.prefix);
+    const uint32_t brd = ip | htonl(host_mask);
+    mnl_attr_put(nlh, IFA_BROADCAST, 4, &brd);
+  }
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+int RtNetlink::list_routes(int family, std::vector<IpRoute>* out) {
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_GETROUTE);
+  nlh->nlmsg_flags = NLM_F_DUMP;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<uint8_t>(family);
+  std::vector<IpRoute> found;
+  const int rc = transact(nlh, [&](const nlmsghdr* m) {
+    if (m->nlmsg_type != RTM_NEWROUTE || mnl_nlmsg_get_payload_len(m) < sizeof(rtmsg)) return 0;
+    const auto* msg = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(m));
+    if (family != AF_UNSPEC && msg->rtm_family != family) return 0;
+    RouteAttrs attrs;
+    attrs.table = msg->rtm_table;
+    mnl_attr_parse(m, sizeof(*msg), route_attr, &attrs);
+    IpRoute r;
+    r.family = msg->rtm_family;
+    r.dst_prefix = msg->rtm_dst_len;
+    r.type = msg->rtm_type;
+    r.table = attrs.table;
+    r.ifindex = static_cast<int>(attrs.oif);
+    if (attrs.dst != nullptr && !copy_ip(attrs.dst, r.family, &r.dst)) return 0;
+    r.has_gateway = copy_ip(attrs.gateway, r.family, &r.gateway);
+    found.push_back(r);
+    return 0;
+  });
+  if (rc < 0) return rc;
+  *out = std::move(found);
+  return static_cast<int>(out->size());
+}
+
+int RtNetlink::add_route(const IpRoute& r) {
+  const std::size_t n = family_len(r.family);
+  if (n == 0) return fail(-EINVAL, "not an IPv4 or IPv6 route");
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWROUTE);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_APPEND;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<uint8_t>(r.family);
+  rtm->rtm_dst_len = r.dst_prefix;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_type = RTN_UNICAST;
+  rtm->rtm_scope = r.has_gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  if (r.dst_prefix > 0) mnl_attr_put(nlh, RTA_DST, n, r.dst.data());
+  if (r.has_gateway) mnl_attr_put(nlh, RTA_GATEWAY, n, r.gateway.data());
+  if (r.ifindex > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(r.ifindex));
   return transact(nlh, [](const nlmsghdr*) { return 0; });
 }
 

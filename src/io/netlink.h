@@ -91,6 +91,29 @@ struct LinkInfo {
 };
 
 // The parts of a device set_link() may change; unset fields stay as they are.
+// An interface address (RTM_NEWADDR) or a route (RTM_NEWROUTE, main table),
+// IPv4 or IPv6: `addr` holds 4 or 16 bytes in network order.
+struct IpAddress {
+  int family = 0;  // AF_INET or AF_INET6
+  std::array<uint8_t, 16> addr{};
+  uint8_t prefix = 0;
+  int ifindex = 0;
+  uint32_t flags = 0;  // IFA_F_* (IFA_FLAGS when present): tentative, dadfailed, ...
+  uint8_t scope = 0;
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+
+struct IpRoute {
+  int family = 0;
+  std::array<uint8_t, 16> dst{};  // all zero with dst_prefix 0: the default route
+  uint8_t dst_prefix = 0;
+  bool has_gateway = false;
+  std::array<uint8_t, 16> gateway{};
+  int ifindex = 0;  // RTA_OIF (0 for a multipath route)
+  uint32_t table = 0;
+  uint8_t type = 0;  // RTN_UNICAST, ...
+};
+
 struct LinkChange {
   std::optional<bool> up;
   std::optional<std::array<uint8_t, 6>> mac;
@@ -143,6 +166,21 @@ class RtNetlink {
   // macvlan has: frames go straight to the driver. A device moved to
   // another namespace gets its default qdisc back.
   int set_noqueue(int ifindex);
+  // Moves the device to namespace `to` and, when new_name is not empty,
+  // renames it there in the same request (no clash with a name in either
+  // namespace on the way). When the new name is taken there the kernel
+  // (6.18) answers EEXIST but may have moved the device under its old name.
+  int move_link(int ifindex, const NetnsFd& to, const std::string& new_name);
+  int rename_link(int ifindex, const std::string& new_name);
+  // Addresses of one device (ifindex > 0) or of all (0), of one family or
+  // both (AF_UNSPEC).
+  int list_addresses(int family, int ifindex, std::vector<IpAddress>* out);
+  int add_address(const IpAddress& a);
+  // Routes of the main table (unicast, local and the rest; callers filter).
+  int list_routes(int family, std::vector<IpRoute>* out);
+  // Adds a route to the main table (NLM_F_CREATE | NLM_F_APPEND, as `ip route
+  // append`, so that an equal-cost second gateway is kept).
+  int add_route(const IpRoute& r);
   // The id under which this socket's namespace knows `other`; assigns one
   // (RTM_NEWNSID) if it has none yet. -1 (and 0 returned) when `other` is this
   // socket's own namespace.

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -247,6 +248,99 @@ TEST_F(RtNetlinkTest, DeleteLink) {
   EXPECT_TRUE(a_.link("vB").is_null()) << "a veth goes with its peer";
   EXPECT_EQ(rtnl_.delete_link(idx), -ENODEV);
   EXPECT_EQ(rtnl_.delete_link(1), -EOPNOTSUPP) << "lo cannot be deleted";
+}
+
+TEST_F(RtNetlinkTest, MoveLinkRenamesInTheSameRequest) {
+  TestNetns b;
+  ASSERT_TRUE(b.ok());
+  // The target already has a vA: a move without the rename would clash.
+  ASSERT_EQ(b.ip("link add vA type veth peer name vZ"), 0);
+  NetnsFd bns = b.open();
+  const int idx = a_.ifindex("vA");
+  ASSERT_EQ(rtnl_.move_link(idx, bns, "eth0"), 0) << rtnl_.last_error();
+  EXPECT_TRUE(a_.link("vA").is_null());
+  EXPECT_FALSE(b.link("eth0").is_null());
+  EXPECT_FALSE(b.link("vA").is_null());
+  // A name that exists there is refused, but 6.18 has moved the device
+  // already, under its old name (callers clean up in both places).
+  const int idx_b = a_.ifindex("vB");
+  EXPECT_EQ(rtnl_.move_link(idx_b, bns, "vA"), -EEXIST);
+  EXPECT_TRUE(!a_.link("vB").is_null() || !b.link("vB").is_null());
+  EXPECT_EQ(rtnl_.move_link(idx_b, NetnsFd(), "x"), -EBADF);
+}
+
+TEST_F(RtNetlinkTest, RenameLink) {
+  ASSERT_EQ(rtnl_.rename_link(a_.ifindex("vA"), "vC"), 0) << rtnl_.last_error();
+  EXPECT_FALSE(a_.link("vC").is_null());
+  EXPECT_EQ(rtnl_.rename_link(a_.ifindex("vC"), "vB"), -EEXIST);
+  EXPECT_EQ(rtnl_.rename_link(a_.ifindex("vC"), "much-too-long-name"), -EINVAL);
+}
+
+TEST_F(RtNetlinkTest, AddressesAndRoutesMatchIproute2) {
+  const int idx = a_.ifindex("vA");
+  ASSERT_EQ(a_.ip("link set vB up"), 0);
+  LinkChange up;
+  up.up = true;
+  ASSERT_EQ(rtnl_.set_link(idx, up), 0);
+  IpAddress v4;
+  v4.family = AF_INET;
+  v4.addr = {10, 9, 0, 2};
+  v4.prefix = 24;
+  v4.ifindex = idx;
+  ASSERT_EQ(rtnl_.add_address(v4), 0) << rtnl_.last_error();
+  EXPECT_EQ(rtnl_.add_address(v4), -EEXIST);
+  IpAddress v6;
+  v6.family = AF_INET6;
+  v6.addr = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  v6.prefix = 64;
+  v6.ifindex = idx;
+  ASSERT_EQ(rtnl_.add_address(v6), 0) << rtnl_.last_error();
+  const std::string shown = capture("ip -n " + a_.name() + " addr show dev vA");
+  EXPECT_NE(shown.find("inet 10.9.0.2/24 brd 10.9.0.255"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("inet6 fd00::2/64"), std::string::npos) << shown;
+  std::vector<IpAddress> addrs;
+  ASSERT_GE(rtnl_.list_addresses(AF_UNSPEC, idx, &addrs), 2);
+  int found = 0;
+  for (const auto& a : addrs) {
+    EXPECT_EQ(a.ifindex, idx);
+    if (a.family == AF_INET && a.addr == v4.addr && a.prefix == 24) ++found;
+    if (a.family == AF_INET6 && a.addr == v6.addr && a.prefix == 64) ++found;
+  }
+  EXPECT_EQ(found, 2);
+  ASSERT_EQ(rtnl_.list_addresses(AF_INET, idx, &addrs), 1);
+
+  IpRoute r;
+  r.family = AF_INET;
+  r.dst = {10, 20, 0, 0};
+  r.dst_prefix = 16;
+  r.has_gateway = true;
+  r.gateway = {10, 9, 0, 1};
+  r.ifindex = idx;
+  ASSERT_EQ(rtnl_.add_route(r), 0) << rtnl_.last_error();
+  IpRoute def;
+  def.family = AF_INET;
+  def.has_gateway = true;
+  def.gateway = {10, 9, 0, 1};
+  def.ifindex = idx;
+  ASSERT_EQ(rtnl_.add_route(def), 0) << rtnl_.last_error();
+  const std::string routes = capture("ip -n " + a_.name() + " route show");
+  EXPECT_NE(routes.find("10.20.0.0/16 via 10.9.0.1 dev vA"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("default via 10.9.0.1 dev vA"), std::string::npos) << routes;
+  std::vector<IpRoute> table;
+  ASSERT_GT(rtnl_.list_routes(AF_INET, &table), 0);
+  bool saw_default = false, saw_net = false;
+  for (const auto& t : table) {
+    if (t.table != RT_TABLE_MAIN) continue;
+    saw_default |= t.dst_prefix == 0 && t.has_gateway && t.gateway == def.gateway &&
+                   t.ifindex == idx;
+    saw_net |= t.dst_prefix == 16 && t.dst == r.dst;
+  }
+  EXPECT_TRUE(saw_default);
+  EXPECT_TRUE(saw_net);
+  IpRoute bad = r;
+  bad.gateway = {192, 168, 99, 1};  // not on any link
+  bad.dst = {10, 30, 0, 0};
+  EXPECT_EQ(rtnl_.add_route(bad), -ENETUNREACH);
 }
 
 TEST_F(RtNetlinkTest, GetNsidAssignsOnceAndOwnNamespaceIsMinusOne) {
