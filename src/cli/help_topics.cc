@@ -25,7 +25,7 @@ device may reach depends on its mode:
   vepa      only if the switch hairpins        yes            yes
   bridge    yes, inside the port               yes            yes
   passthru  none: the only device, owns lower  yes            yes
-  source    no; gets frames by sender MAC      yes            no
+  source    via a hairpin; by sender MAC       yes            no
 
 The lower's own network stack never reaches its devices directly, in any
 mode: its frames go out the wire and come back only if the switch reflects
@@ -64,10 +64,11 @@ from passthru.
     {"source", "MODES", "devices that receive by sender MAC",
      R"(source: a device receives the frames whose SOURCE MAC is on its list
 ("macaddr add|del|set|flush"), as copies, in addition to the normal
-delivery; it also receives unicast for its own MAC. It never gets floods.
-With "nodst" a frame whose sender is on a nodst device's list is delivered
-to the source devices only: not to the destination device, not to the
-lower's own stack.
+delivery. It takes nothing by destination: unicast for its own MAC goes to
+the lower's own stack, as with the kernel, and it never gets floods. It
+sends everything out the wire. With "nodst" a frame whose sender is on a
+nodst device's list is delivered to the source devices only: not to the
+destination device, not to the lower's own stack.
 )"},
     {"explain", "EXPLAIN", "where one frame goes, and why",
      R"(umacvlan [-j] explain [--port 'SPEC'] FROM to TO

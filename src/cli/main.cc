@@ -2,6 +2,8 @@
 //
 //   umacvlan [ OPTIONS ] link { add | set | delete | show | help } ...
 //   umacvlan [ --socket PATH ] daemon [ DAEMON OPTIONS ]   (runs umacvlan-daemon)
+//   umacvlan [ -j ] explain ...   where a frame goes and why (explain.h)
+//   umacvlan [ -j ] lab ...       a lab of namespaces that shows it live (lab.h)
 //   umacvlan { help [TOPIC] | -V }
 //
 // ip's global options come before the object, are single-dash words
@@ -13,6 +15,7 @@
 // the daemon refuses a request (1 when it did not find the device: ip finds
 // devices itself and exits 1 for that), 1 when the daemon cannot be reached.
 #include <fcntl.h>
+#include <sched.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -29,7 +32,9 @@
 #include <vector>
 
 #include "cli/control_client.h"
+#include "cli/explain.h"
 #include "cli/help_topics.h"
+#include "cli/lab.h"
 #include "cli/link_parser.h"
 #include "cli/link_printer.h"
 #include "control/control_channel.h"
@@ -76,6 +81,9 @@ std::string usage() {
   // "or:" lines and an "Options:" list: help2man turns this into the man
   // page's SYNOPSIS and OPTIONS as it stands.
   return "Usage: umacvlan [ OPTIONS ] link { COMMAND | help }\n"
+         "  or:  umacvlan [ -j [ -p ] ] explain [ --port SPEC ] FROM to TO\n"
+         "  or:  umacvlan [ -j [ -p ] ] lab [ --mode MODE ]... [ --with-kernel ] [ --keep | --down ] "
+         "[ --no-drawbacks ] [ --svg FILE ]\n"
          "  or:  umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] "
          "[ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ] [ --poll-us N ] "
          "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ]\n"
@@ -256,7 +264,22 @@ int run(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(object) + 1,
                                       args.end());
   if (args[object] == "help") return run_help(rest);
-
+  if (args[object] == "explain") {
+    // explain asks about devices in its own namespace: enter NAME's first.
+    if (global.netns) {
+      const int fd = open_netns(*global.netns);
+      if (fd < 0) return kExitUsage;
+      const int rc = ::setns(fd, CLONE_NEWNET);
+      ::close(fd);
+      if (rc < 0) {
+        write_out(stderr, fmt::format("Cannot enter network namespace \"{}\": {}\n",
+                                      *global.netns, std::strerror(errno)));
+        return kExitUsage;
+      }
+    }
+    return run_explain(rest, global.print.json, global.print.pretty);
+  }
+  if (args[object] == "lab") return run_lab(rest, global.print.json, global.print.pretty);
   if (args[object] == "link") return run_link(rest, global);
   if (args[object] == "daemon") return run_daemon(rest, global);
   write_out(stderr,

@@ -9,11 +9,12 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<LinkOp, std::string_view>, 4> kOps{{
+constexpr std::array<std::pair<LinkOp, std::string_view>, 5> kOps{{
     {LinkOp::kAdd, "add"},
     {LinkOp::kSet, "set"},
     {LinkOp::kDelete, "delete"},
     {LinkOp::kShow, "show"},
+    {LinkOp::kPort, "port"},
 }};
 
 constexpr std::array<std::pair<core::SourceOp, std::string_view>, 5> kMacaddrModes{{
@@ -107,6 +108,57 @@ bool read_macaddr(const json& value, LinkRequest* request, std::string* error) {
   }
   request->macaddr_mode = *mode;
   request->macaddrs = std::move(macs);
+  return true;
+}
+
+bool read_bool(const json& object, std::string_view key, bool* out, std::string* error) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_boolean()) {
+    return fail(error, "\"" + std::string(key) + "\" must be true or false");
+  }
+  *out = it->get<bool>();
+  return true;
+}
+
+bool read_port_lower(const json& value, PortLower* out, std::string* error) {
+  if (!value.is_object()) return fail(error, "\"lower\" must be an object");
+  constexpr std::string_view kKeys[] = {"ifname",  "address",  "mtu",      "carrier",
+                                        "promisc", "allmulti", "multicast"};
+  for (const auto& [key, unused] : value.items()) {
+    bool known = false;
+    for (auto k : kKeys) known = known || k == key;
+    if (!known) return fail(error, "unknown key \"lower." + key + "\"");
+  }
+  PortLower l;
+  auto name = value.find("ifname");
+  if (name == value.end() || !name->is_string() || name->get<std::string>().empty()) {
+    return fail(error, "\"lower.ifname\" must be a name");
+  }
+  l.name = name->get<std::string>();
+  auto address = value.find("address");
+  if (address == value.end()) return fail(error, "\"lower.address\" is missing");
+  if (!read_mac(*address, "\"lower.address\"", &l.mac, error)) return false;
+  std::optional<std::uint32_t> mtu;
+  if (!read_integer(value, "mtu", 0, std::numeric_limits<std::uint32_t>::max(), &mtu, error)) {
+    return false;
+  }
+  if (!mtu) return fail(error, "\"mtu\" is missing");
+  l.mtu = *mtu;
+  if (!read_bool(value, "carrier", &l.carrier, error) ||
+      !read_bool(value, "promisc", &l.promisc, error) ||
+      !read_bool(value, "allmulti", &l.allmulti, error)) {
+    return false;
+  }
+  auto groups = value.find("multicast");
+  if (groups == value.end() || !groups->is_array()) {
+    return fail(error, "\"lower.multicast\" must be an array");
+  }
+  for (const auto& entry : *groups) {
+    core::MacAddress mac;
+    if (!read_mac(entry, "a lower multicast group", &mac, error)) return false;
+    l.multicast.push_back(mac);
+  }
+  *out = std::move(l);
   return true;
 }
 
@@ -226,6 +278,9 @@ bool from_json(const json& j, LinkRequest* out, std::string* error) {
   if ((r.op == LinkOp::kSet || r.op == LinkOp::kDelete) && r.name.empty()) {
     return fail(error, std::string(to_string(r.op)) + " needs \"name\"");
   }
+  if (r.op == LinkOp::kPort && r.name.empty() == r.link.empty()) {
+    return fail(error, "port needs either \"name\" or \"link\"");
+  }
   *out = std::move(r);
   return true;
 }
@@ -235,13 +290,25 @@ json to_json(const Reply& reply) {
   j["error"] = reply.error;
   if (!reply.message.empty()) j["message"] = reply.message;
   j["links"] = reply.links.is_array() ? reply.links : json::array();
+  if (reply.lower) {
+    const PortLower& l = *reply.lower;
+    json groups = json::array();
+    for (const auto& m : l.multicast) groups.push_back(m.to_string());
+    j["lower"] = {{"ifname", l.name},
+                  {"address", l.mac.to_string()},
+                  {"mtu", l.mtu},
+                  {"carrier", l.carrier},
+                  {"promisc", l.promisc},
+                  {"allmulti", l.allmulti},
+                  {"multicast", std::move(groups)}};
+  }
   return j;
 }
 
 bool from_json(const json& j, Reply* out, std::string* error) {
   if (!j.is_object()) return fail(error, "a reply must be a JSON object");
   for (const auto& [key, unused] : j.items()) {
-    if (key != "error" && key != "message" && key != "links") {
+    if (key != "error" && key != "message" && key != "links" && key != "lower") {
       return fail(error, "unknown reply key \"" + key + "\"");
     }
   }
@@ -257,6 +324,11 @@ bool from_json(const json& j, Reply* out, std::string* error) {
       if (!link.is_object()) return fail(error, "each link must be a JSON object");
     }
     r.links = *it;
+  }
+  if (auto it = j.find("lower"); it != j.end()) {
+    PortLower lower;
+    if (!read_port_lower(*it, &lower, error)) return false;
+    r.lower = std::move(lower);
   }
   *out = std::move(r);
   return true;

@@ -3,13 +3,17 @@
 //
 // Contract: a LinkRequest is one parsed `link add|set|delete|show` command,
 // already validated by the CLI's parser (the daemon validates again against
-// its state). to_json() writes only the fields that are set, with stable key
+// its state), or a `port` query (`umacvlan explain`): the whole port of the
+// device `name`, or of the lower `link` (exactly one of the two), both named
+// in the caller's namespace. to_json() writes only the fields that are set, with stable key
 // names; from_json() is strict: it refuses unknown keys, unknown ops and
 // modes, values of the wrong JSON type or out of range and addresses that are
 // not "xx:xx:xx:xx:xx:xx", reporting one sentence in *error and leaving *out
 // untouched. A Reply carries a positive errno (0 = success), the sentence to
 // show the user and, for show, the links as iproute2-shaped JSON objects
-// (the keys of `ip -j -d -s link show`). No I/O: framing lives in
+// (the keys of `ip -j -d -s link show`); for port, every device of the port
+// wherever it lives (each link with umacvlan's own "port_member" object, see
+// Reply) and the lower's state. No I/O: framing lives in
 // control_channel.h.
 #pragma once
 
@@ -25,12 +29,12 @@
 
 namespace umacvlan::control {
 
-enum class LinkOp { kAdd, kSet, kDelete, kShow };
+enum class LinkOp { kAdd, kSet, kDelete, kShow, kPort };
 
 struct LinkRequest {
   LinkOp op = LinkOp::kShow;
-  std::string name;  // add: the new NAME; set/del/show: the device (show: empty = all)
-  std::string link;  // add: the LOWER device
+  std::string name;  // add: the new NAME; set/del/show/port: the device (show: empty = all)
+  std::string link;  // add: the LOWER device; port: the lower (instead of name)
   std::optional<core::MacAddress> address;
   std::optional<std::uint32_t> mtu;
   std::optional<bool> up;     // true = up, false = down, nullopt = unchanged
@@ -49,10 +53,31 @@ struct LinkRequest {
   friend bool operator==(const LinkRequest&, const LinkRequest&) = default;
 };
 
+// The lower of a port as the port sees it (core::LowerState, less what the
+// daemon cannot know). JSON: {"ifname", "address", "mtu", "carrier",
+// "promisc", "allmulti", "multicast": [MAC...]}, every key required.
+struct PortLower {
+  std::string name;
+  core::MacAddress mac;
+  std::uint32_t mtu = 1500;
+  bool carrier = true;
+  bool promisc = false;   // the lower's own, set by others
+  bool allmulti = false;  // the lower's own, set by others
+  std::vector<core::MacAddress> multicast;
+
+  friend bool operator==(const PortLower&, const PortLower&) = default;
+};
+
 struct Reply {
-  int error = 0;                                   // positive errno, 0 = success
-  std::string message;                             // a sentence for the user; may be empty
-  nlohmann::json links = nlohmann::json::array();  // show: iproute2-shaped link objects
+  int error = 0;        // positive errno, 0 = success
+  std::string message;  // a sentence for the user; may be empty
+  // show: iproute2-shaped link objects. port: the same for every device of
+  // the port, each with a "port_member" object of umacvlan's own:
+  // {"here": the device is in the caller's namespace, "netns": its name
+  // under /run/netns when it has one, "multicast": [its link-layer groups],
+  // "promisc", "allmulti": as the port decides on them}.
+  nlohmann::json links = nlohmann::json::array();
+  std::optional<PortLower> lower;  // port only
 };
 
 std::string_view to_string(LinkOp op);

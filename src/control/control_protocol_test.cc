@@ -47,7 +47,7 @@ TEST(ControlProtocol, FullRequestRoundTrips) {
 }
 
 TEST(ControlProtocol, EveryOpRoundTrips) {
-  for (LinkOp op : {LinkOp::kAdd, LinkOp::kSet, LinkOp::kDelete, LinkOp::kShow}) {
+  for (LinkOp op : {LinkOp::kAdd, LinkOp::kSet, LinkOp::kDelete, LinkOp::kShow, LinkOp::kPort}) {
     LinkRequest r;
     r.op = op;
     r.name = "m0";
@@ -75,6 +75,19 @@ TEST(ControlProtocol, EveryModeAndMacaddrOpRoundTrips) {
       r.macaddrs = {mac("02:00:00:00:00:09")};
     EXPECT_EQ(round_trip(r), r) << to_string(m);
   }
+}
+
+TEST(ControlProtocol, PortQueryRoundTripsByDeviceOrLower) {
+  LinkRequest by_device;
+  by_device.op = LinkOp::kPort;
+  by_device.name = "mva";
+  EXPECT_EQ(to_json(by_device), json::parse(R"({"op":"port","name":"mva"})"));
+  EXPECT_EQ(round_trip(by_device), by_device);
+  LinkRequest by_lower;
+  by_lower.op = LinkOp::kPort;
+  by_lower.link = "eth0";
+  EXPECT_EQ(to_json(by_lower), json::parse(R"({"op":"port","link":"eth0"})"));
+  EXPECT_EQ(round_trip(by_lower), by_lower);
 }
 
 TEST(ControlProtocol, ShowAllHasNoName) {
@@ -128,6 +141,8 @@ const Malformed kMalformed[] = {
     {"add without name", R"({"op":"add","link":"eth0"})"},
     {"set without name", R"({"op":"set"})"},
     {"delete without name", R"({"op":"delete"})"},
+    {"port without name or link", R"({"op":"port"})"},
+    {"port with name and link", R"({"op":"port","name":"mva","link":"eth0"})"},
     {"name not a string", R"({"op":"set","name":5})"},
     {"bad address", R"({"op":"set","name":"m0","address":"zz"})"},
     {"short address", R"({"op":"set","name":"m0","address":"02:00:00:00:00"})"},
@@ -182,6 +197,73 @@ TEST(ControlProtocol, ReplyRoundTrips) {
   EXPECT_EQ(out.links, r.links);
 }
 
+PortLower sample_lower() {
+  PortLower l;
+  l.name = "eth0";
+  l.mac = mac("02:00:00:00:00:00");
+  l.mtu = 9000;
+  l.carrier = false;
+  l.promisc = true;
+  l.allmulti = false;
+  l.multicast = {mac("01:00:5e:00:00:01"), mac("33:33:00:00:00:01")};
+  return l;
+}
+
+TEST(ControlProtocol, PortReplyRoundTripsWithItsLower) {
+  Reply r;
+  r.links = json::parse(R"([{"ifname":"mva","port_member":{"here":true,"multicast":[]}}])");
+  r.lower = sample_lower();
+  const json j = to_json(r);
+  EXPECT_EQ(j.at("lower"), json::parse(R"({"ifname":"eth0","address":"02:00:00:00:00:00",
+      "mtu":9000,"carrier":false,"promisc":true,"allmulti":false,
+      "multicast":["01:00:5e:00:00:01","33:33:00:00:00:01"]})"));
+  Reply out;
+  std::string error;
+  ASSERT_TRUE(from_json(j, &out, &error)) << error;
+  ASSERT_TRUE(out.lower.has_value());
+  EXPECT_EQ(*out.lower, sample_lower());
+  EXPECT_EQ(out.links, r.links);
+  EXPECT_FALSE(to_json(Reply{}).contains("lower"));
+}
+
+TEST(ControlProtocol, MalformedPortLowersAreRefused) {
+  Reply with_lower;
+  with_lower.lower = sample_lower();
+  const json good = to_json(with_lower);
+  auto with = [&](const char* key, json value) {
+    json j = good;
+    if (value.is_discarded()) {
+      j["lower"].erase(key);
+    } else {
+      j["lower"][key] = std::move(value);
+    }
+    return j;
+  };
+  const json gone(json::value_t::discarded);
+  const json cases[] = {
+      with("ifname", gone),   with("ifname", ""),
+      with("ifname", 3),      with("address", gone),
+      with("address", "zz"),  with("mtu", gone),
+      with("mtu", -1),        with("mtu", "1500"),
+      with("carrier", gone),  with("promisc", 1),
+      with("allmulti", "no"), with("multicast", gone),
+      with("multicast", "x"), with("multicast", json::array({"01:00:5e:00:00"})),
+      with("colour", "red"),
+  };
+  for (const json& j : cases) {
+    Reply out;
+    std::string error;
+    EXPECT_FALSE(from_json(j, &out, &error)) << j.dump();
+    EXPECT_FALSE(error.empty()) << j.dump();
+    EXPECT_FALSE(out.lower.has_value());
+  }
+  json not_object = good;
+  not_object["lower"] = json::array();
+  Reply out;
+  std::string error;
+  EXPECT_FALSE(from_json(not_object, &out, &error));
+}
+
 TEST(ControlProtocol, ReplyDefaultsAreOptional) {
   Reply out;
   out.error = 5;
@@ -211,6 +293,8 @@ TEST(ControlProtocol, NamesOfEnums) {
   EXPECT_EQ(parse_macaddr_mode("flush"), core::SourceOp::kFlush);
   EXPECT_EQ(parse_macaddr_mode("Flush"), std::nullopt);
   EXPECT_EQ(to_string(LinkOp::kShow), "show");
+  EXPECT_EQ(to_string(LinkOp::kPort), "port");
+  EXPECT_EQ(parse_link_op("port"), LinkOp::kPort);
   EXPECT_EQ(to_string(core::SourceOp::kDel), "del");
 }
 

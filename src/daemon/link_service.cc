@@ -414,6 +414,8 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
       return del(req, caller, nsid);
     case LinkOp::kShow:
       return show(req, caller, nsid);
+    case LinkOp::kPort:
+      return port(req, caller, nsid);
   }
   return failure(EINVAL, "Error: unknown request.");
 }
@@ -626,6 +628,60 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [idx, j] : rows) r.links.push_back(std::move(j));
+  return r;
+}
+
+control::Reply LinkService::port(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                 int32_t nsid) {
+  const ino_t here = caller.inode();
+  Port* p = nullptr;
+  if (!req.name.empty()) {
+    Reply err;
+    p = find_by_name(here, nsid, req.name, &err).port;
+    if (p == nullptr) return err;
+  } else {
+    io::LinkInfo li;
+    if (req.link.empty() || rtnl_.get_link(req.link, &li, nsid) != 0) return cannot_find(req.link);
+    p = find_lower(here, li.ifindex);
+    if (p == nullptr)
+      return failure(ENOENT, "Error: no umacvlan device sits on \"" + req.link + "\".");
+  }
+  Reply r;
+  for (auto& [id, d] : p->devices) {
+    io::LinkInfo li;
+    // A device whose namespace we cannot read right now still counts for the
+    // port's decisions: the port's view of it, with what the kernel last said.
+    if (rtnl_.get_link(d.ifindex, &li, nsid_of_inode(d.ns_inode)) != 0) {
+      li.ifindex = d.ifindex;
+      li.name = d.name;
+    }
+    const core::Device& dev = *p->core.device(id);
+    nlohmann::json j = link_json(li, p->lower_name, p->lower_ifindex, dev, p->core,
+                                 Dataplane::device_counters(*d.io));
+    nlohmann::json member = {{"here", d.ns_inode == here}};
+    if (d.ns_inode != here) {
+      if (const std::string ns = netns_name(d.ns_inode); !ns.empty()) member["netns"] = ns;
+    }
+    nlohmann::json groups = nlohmann::json::array();
+    for (const auto& m : dev.multicast) groups.push_back(m.to_string());
+    member["multicast"] = std::move(groups);
+    // The core's own view of the flags it decides on (the kernel's flags may
+    // lag a moment behind).
+    member["promisc"] = dev.promisc;
+    member["allmulti"] = dev.allmulti;
+    j["port_member"] = std::move(member);
+    r.links.push_back(std::move(j));
+  }
+  const core::LowerState& ls = p->core.lower();
+  control::PortLower lower;
+  lower.name = p->lower_name;
+  lower.mac = ls.mac;
+  lower.mtu = ls.mtu;
+  lower.carrier = ls.carrier;
+  lower.promisc = ls.promisc;
+  lower.allmulti = ls.allmulti;
+  lower.multicast = ls.multicast;
+  r.lower = std::move(lower);
   return r;
 }
 

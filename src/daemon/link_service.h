@@ -122,6 +122,9 @@ class LinkService {
   control::Reply set(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
   control::Reply del(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
   control::Reply show(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
+  // `explain`: the whole port of a device or lower of the caller's, every
+  // device wherever it lives.
+  control::Reply port(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid);
   // The id the caller's namespace (id nsid in ours) has for `other`,
   // assigned there when it has none, as the kernel does when it reports a
   // link's namespace; -1 when it cannot be had. `there` is a socket in the

@@ -15,6 +15,10 @@
 namespace umacvlan::io {
 namespace {
 
+// PACKET_FANOUT_FLAG_IGNORE_OUTGOING (linux/if_packet.h from 6.x on; the
+// headers here are older).
+constexpr int kFanoutFlagIgnoreOutgoing = 0x4000;
+
 constexpr std::size_t kMacPairSize = 12;  // destination + source
 constexpr std::size_t kVlanTagSize = 4;
 constexpr std::size_t kVnetHdrSize = sizeof(VnetHeader);
@@ -76,8 +80,16 @@ int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Op
       return -errno;
     }
     if (options.fanout_group >= 0) {
-      const int fanout = options.fanout_group | (PACKET_FANOUT_HASH << 16);
-      if (int e = set_int_opt(fd, SOL_PACKET, PACKET_FANOUT, fanout); e != 0) return e;
+      // A fanout group delivers by the group's own hook, which does not
+      // know the sockets' PACKET_IGNORE_OUTGOING: the group needs the flag
+      // too (kernels 6.x); an older kernel refuses it, and receive() then
+      // skips outgoing frames itself.
+      const int fanout = options.fanout_group |
+                         ((PACKET_FANOUT_HASH | kFanoutFlagIgnoreOutgoing) << 16);
+      if (set_int_opt(fd, SOL_PACKET, PACKET_FANOUT, fanout) != 0) {
+        const int plain = options.fanout_group | (PACKET_FANOUT_HASH << 16);
+        if (int e = set_int_opt(fd, SOL_PACKET, PACKET_FANOUT, plain); e != 0) return e;
+      }
     }
     return 0;
   });
@@ -112,7 +124,12 @@ int PacketLower::receive(FrameBatch& batch, bool views) {
     const std::span<std::uint8_t> slot = batch.next_slot().first(batch.slot_size());
 
     bool hold = false;
-    if (caplen < hdr->tp_len || len > slot.size() || (tagged && caplen < kMacPairSize)) {
+    const auto* sll = reinterpret_cast<const struct sockaddr_ll*>(
+        reinterpret_cast<const std::uint8_t*>(hdr) + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    if (sll->sll_pkttype == PACKET_OUTGOING) {
+      // What the lower itself sends (its stack, another socket): never the
+      // port's to see, as with the kernel's rx_handler.
+    } else if (caplen < hdr->tp_len || len > slot.size() || (tagged && caplen < kMacPairSize)) {
       ++batch.dropped_oversize;
     } else if (views && !tagged) {
       VnetHeader vnet;

@@ -168,6 +168,41 @@ TEST_F(PacketLowerTest, DoesNotSeeItsOwnTransmissions) {
   EXPECT_TRUE(collect(a, 1, is_arp, std::chrono::milliseconds(200)).empty());
 }
 
+// A fanout group delivers through its own hook: the sockets' IGNORE_OUTGOING
+// must still hold there (found by `umacvlan lab`: with two workers the host
+// stack's frames reached the devices).
+TEST_F(PacketLowerTest, FanoutMembersDoNotSeeTransmissionsEither) {
+  PacketLower::Options opts;
+  opts.fanout_group = 4242;
+  PacketLower a1, a2, b;
+  ASSERT_EQ(PacketLower::open(ns_fd_, va_, &a1, opts), 0);
+  ASSERT_EQ(PacketLower::open(ns_fd_, va_, &a2, opts), 0);
+  ASSERT_EQ(PacketLower::open(ns_fd_, vb_, &b), 0);
+  PacketLower other;
+  ASSERT_EQ(PacketLower::open(ns_fd_, va_, &other), 0);
+  for (std::uint32_t m = 0x1100; m < 0x1108; ++m) {
+    ASSERT_EQ(other.send(make_frame(kMacB, kMacA, m)), 0);
+  }
+  auto any_mark = [](std::span<const std::uint8_t> f) {
+    for (std::uint32_t m = 0x1100; m < 0x1108; ++m) {
+      if (has_marker(f, m)) return true;
+    }
+    return false;
+  };
+  EXPECT_EQ(collect(b, 8, any_mark).size(), 8u) << "the frames left va";
+  EXPECT_TRUE(collect(a1, 1, any_mark, std::chrono::milliseconds(200)).empty());
+  EXPECT_TRUE(collect(a2, 1, any_mark, std::chrono::milliseconds(200)).empty());
+  // What arrives is still shared out between the members.
+  PacketLower sender;
+  ASSERT_EQ(PacketLower::open(ns_fd_, vb_, &sender), 0);
+  for (std::uint32_t m = 0x1100; m < 0x1108; ++m) {
+    ASSERT_EQ(sender.send(make_frame(kMacA, kMacB, m)), 0);
+  }
+  const auto got1 = collect(a1, 8, any_mark, std::chrono::milliseconds(300));
+  const auto got2 = collect(a2, 8, any_mark, std::chrono::milliseconds(300));
+  EXPECT_EQ(got1.size() + got2.size(), 8u);
+}
+
 TEST_F(PacketLowerTest, SendBurstSendsUpToABatchInOrder) {
   PacketLower a, b;
   ASSERT_EQ(PacketLower::open(ns_fd_, va_, &a), 0);
