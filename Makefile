@@ -20,11 +20,12 @@ FUZZ_TARGETS = frame:src/core/umacvlan_core_fuzz:2048 \
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
-  nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev liburing-dev \
-  iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux \
-  dnsmasq-base radvd ndisc6 busybox containernetworking-plugins help2man
+  nlohmann-json3-dev libcli11-dev libmnl-dev libnftables-dev liburing-dev libcpp-httplib-dev \
+  iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux curl python3-prometheus-client \
+  dnsmasq-base radvd ndisc6 busybox containernetworking-plugins help2man \
+  libsystemd-dev systemd dpkg-dev file
 
-.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios conformance cni demo bench install clean format
+.PHONY: all deps build product test unit fuzz asan asan-build soak scenarios conformance cni demo bench install deb clean format
 
 all: build
 
@@ -121,12 +122,20 @@ bench: product
 	bash bench/run.sh
 
 # The CLI and the daemon in $(PREFIX)/sbin, the CNI plugin as
-# $(PREFIX)/lib/cni/umacvlan, the man page umacvlan(8) (DESTDIR honoured,
-# for packaging).
+# $(PREFIX)/lib/cni/umacvlan, the man page umacvlan(8), the systemd unit
+# umacvlan.service, the bash and zsh completions (DESTDIR honoured, for
+# packaging).
 PREFIX ?= /usr
 install: product
 	cmake --build $(BUILD) --target man
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package umacvlan_VERSION_ARCH.deb in $(BUILD) (CPack): what
+# `make install` installs, under /usr, with the systemd unit and the shell
+# completions; Depends from the binaries' libraries plus iproute2, nftables.
+deb: product
+	cmake --build $(BUILD) --target man
+	cd $(BUILD) && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

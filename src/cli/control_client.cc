@@ -46,6 +46,11 @@ int start_daemon(const std::string& socket_path) {
     // Whatever the caller left open (a pipe of a test harness, say) must not
     // stay open for the daemon's lifetime.
     ::close_range(STDERR_FILENO + 1, ~0U, 0);
+    // A caller run by a service manager (a CNI plugin under containerd, say)
+    // must not hand its notification socket to the daemon it starts.
+    ::unsetenv("NOTIFY_SOCKET");
+    ::unsetenv("WATCHDOG_USEC");
+    ::unsetenv("WATCHDOG_PID");
     ::execvp(exe.c_str(), const_cast<char* const*>(argv));
     ::_exit(127);
   }

@@ -148,7 +148,8 @@ std::string topics_for_man() {
     for (std::size_t i = 0; i < t.text.size();) {
       const std::size_t end = std::min(t.text.find('\n', i), t.text.size());
       std::string line;
-      for (const char c : t.text.substr(i, end - i)) line += c == '\\' ? std::string("\\e") : std::string(1, c);
+      for (const char c : t.text.substr(i, end - i))
+        line += c == '\\' ? std::string("\\e") : std::string(1, c);
       // A leading dot or quote would be a roff request.
       if (!line.empty() && (line[0] == '.' || line[0] == '\'')) line.insert(0, "\\&");
       out += line + "\n";

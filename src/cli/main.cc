@@ -15,8 +15,8 @@
 // the daemon refuses a request (1 when it did not find the device: ip finds
 // devices itself and exits 1 for that), 1 when the daemon cannot be reached.
 #include <fcntl.h>
-#include <sched.h>
 #include <fmt/format.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,11 +82,13 @@ std::string usage() {
   // page's SYNOPSIS and OPTIONS as it stands.
   return "Usage: umacvlan [ OPTIONS ] link { COMMAND | help }\n"
          "  or:  umacvlan [ -j [ -p ] ] explain [ --port SPEC ] FROM to TO\n"
-         "  or:  umacvlan [ -j [ -p ] ] lab [ --mode MODE ]... [ --with-kernel ] [ --keep | --down ] "
+         "  or:  umacvlan [ -j [ -p ] ] lab [ --mode MODE ]... [ --with-kernel ] [ --keep | --down "
+         "] "
          "[ --no-drawbacks ] [ --svg FILE ]\n"
          "  or:  umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] "
          "[ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ] [ --poll-us N ] "
-         "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ]\n"
+         "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ] "
+         "[ --metrics [HOST]:PORT ]\n"
          "  or:  umacvlan help [ TOPIC ]\n"
          "\n"
          "Options (before the object; one dash or two, as with ip):\n"
@@ -236,8 +238,8 @@ int run_help(const std::vector<std::string>& args) {
       return 0;
     }
   }
-  write_out(stderr, fmt::format("Error: argument \"{}\" is wrong: no such help topic\n{}",
-                                args[0], topics_summary()));
+  write_out(stderr, fmt::format("Error: argument \"{}\" is wrong: no such help topic\n{}", args[0],
+                                topics_summary()));
   return kExitSyntax;
 }
 
@@ -272,8 +274,8 @@ int run(const std::vector<std::string>& args) {
       const int rc = ::setns(fd, CLONE_NEWNET);
       ::close(fd);
       if (rc < 0) {
-        write_out(stderr, fmt::format("Cannot enter network namespace \"{}\": {}\n",
-                                      *global.netns, std::strerror(errno)));
+        write_out(stderr, fmt::format("Cannot enter network namespace \"{}\": {}\n", *global.netns,
+                                      std::strerror(errno)));
         return kExitUsage;
       }
     }

@@ -69,8 +69,9 @@ bool parse_version(std::string_view v, std::array<int, 3>* out) {
 std::optional<core::MacAddress> parse_mac_text(std::string text) {
   // Go's net.ParseMAC also takes dashes.
   std::replace(text.begin(), text.end(), '-', ':');
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  std::transform(text.begin(), text.end(), text.begin(), [](char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  });
   return core::MacAddress::parse(text);
 }
 
@@ -127,12 +128,18 @@ std::optional<Command> parse_command(std::string_view text) {
 
 std::string_view to_string(Command c) {
   switch (c) {
-    case Command::kAdd: return "ADD";
-    case Command::kDel: return "DEL";
-    case Command::kCheck: return "CHECK";
-    case Command::kVersion: return "VERSION";
-    case Command::kStatus: return "STATUS";
-    case Command::kGc: return "GC";
+    case Command::kAdd:
+      return "ADD";
+    case Command::kDel:
+      return "DEL";
+    case Command::kCheck:
+      return "CHECK";
+    case Command::kVersion:
+      return "VERSION";
+    case Command::kStatus:
+      return "STATUS";
+    case Command::kGc:
+      return "GC";
   }
   return "?";
 }
@@ -148,9 +155,9 @@ std::optional<CniError> parse_env(const std::map<std::string, std::string>& env,
   }
   const auto cmd = parse_command(command);
   if (!cmd) {
-    return err(kErrInvalidEnvironment,
-               fmt::format("unknown CNI_COMMAND: {} (ADD, DEL, CHECK, VERSION, STATUS or GC)",
-                           command));
+    return err(
+        kErrInvalidEnvironment,
+        fmt::format("unknown CNI_COMMAND: {} (ADD, DEL, CHECK, VERSION, STATUS or GC)", command));
   }
   CniEnv e;
   e.command = *cmd;
@@ -161,8 +168,8 @@ std::optional<CniError> parse_env(const std::map<std::string, std::string>& env,
   e.path = get("CNI_PATH");
   // What each command needs, as the specification lists it.
   std::vector<std::string> missing;
-  const bool attach = e.command == Command::kAdd || e.command == Command::kDel ||
-                      e.command == Command::kCheck;
+  const bool attach =
+      e.command == Command::kAdd || e.command == Command::kDel || e.command == Command::kCheck;
   if (attach) {
     if (e.container_id.empty()) missing.emplace_back("CNI_CONTAINERID");
     if (e.netns.empty() && e.command != Command::kDel) missing.emplace_back("CNI_NETNS");
@@ -226,8 +233,7 @@ bool version_supported(std::string_view v) {
          kSupportedVersions.end();
 }
 
-std::optional<CniError> parse_netconf(std::string_view stdin_text, Command command,
-                                      NetConf* out) {
+std::optional<CniError> parse_netconf(std::string_view stdin_text, Command command, NetConf* out) {
   nlohmann::json j = nlohmann::json::parse(stdin_text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return err(kErrDecoding, "error unmarshalling the network configuration",
@@ -307,9 +313,9 @@ std::optional<CniError> parse_netconf(std::string_view stdin_text, Command comma
       return e;
     }
     if (c.ipam_type.find('/') != std::string::npos) {
-      return err(kErrInvalidConfig,
-                 fmt::format("\"ipam.type\": \"{}\" must be a plugin name, not a path",
-                             c.ipam_type));
+      return err(
+          kErrInvalidConfig,
+          fmt::format("\"ipam.type\": \"{}\" must be a plugin name, not a path", c.ipam_type));
     }
   } else if (command == Command::kAdd) {
     return err(kErrInvalidConfig,
@@ -346,10 +352,9 @@ std::optional<CniError> parse_netconf(std::string_view stdin_text, Command comma
   if (!c.mac.empty()) {
     const auto m = parse_mac_text(c.mac);
     if (!m || !m->is_valid_unicast()) {
-      return err(kErrInvalidConfig,
-                 fmt::format("\"mac\": \"{}\" is not a unicast MAC address "
-                             "(xx:xx:xx:xx:xx:xx, not multicast, not zero)",
-                             c.mac));
+      return err(kErrInvalidConfig, fmt::format("\"mac\": \"{}\" is not a unicast MAC address "
+                                                "(xx:xx:xx:xx:xx:xx, not multicast, not zero)",
+                                                c.mac));
     }
   }
   *out = std::move(c);
@@ -441,8 +446,8 @@ std::optional<CniError> parse_result_ips(const nlohmann::json& result, std::vect
       }
       ResultRoute r;
       if (!split_prefix(rt["dst"].get<std::string>(), &r.family, &r.dst, &r.prefix)) {
-        return err(kErrDecoding, fmt::format("\"routes\": \"{}\" is not a prefix",
-                                             rt["dst"].get<std::string>()));
+        return err(kErrDecoding,
+                   fmt::format("\"routes\": \"{}\" is not a prefix", rt["dst"].get<std::string>()));
       }
       if (const auto g = rt.find("gw"); g != rt.end() && g->is_string()) {
         r.gw = g->get<std::string>();
@@ -488,8 +493,8 @@ std::optional<CniError> make_result(const std::string& version, const Interface&
       out_ips.push_back(ip);
     }
     r["ips"] = out_ips;
-    if (const auto it = ipam_result.find("routes"); it != ipam_result.end() && it->is_array() &&
-                                                    !it->empty()) {
+    if (const auto it = ipam_result.find("routes");
+        it != ipam_result.end() && it->is_array() && !it->empty()) {
       r["routes"] = *it;
     }
   }
@@ -499,18 +504,17 @@ std::optional<CniError> make_result(const std::string& version, const Interface&
 }
 
 nlohmann::json to_json(const CniError& e, std::string_view version) {
-  nlohmann::json j = {{"cniVersion", version.empty() ? std::string(kLatestVersion)
-                                                     : std::string(version)},
-                      {"code", e.code},
-                      {"msg", e.msg}};
+  nlohmann::json j = {
+      {"cniVersion", version.empty() ? std::string(kLatestVersion) : std::string(version)},
+      {"code", e.code},
+      {"msg", e.msg}};
   if (!e.details.empty()) j["details"] = e.details;
   return j;
 }
 
 nlohmann::json version_json(std::string_view version) {
-  const std::string v = version.empty() || !version_supported(version)
-                            ? std::string(kLatestVersion)
-                            : std::string(version);
+  const std::string v = version.empty() || !version_supported(version) ? std::string(kLatestVersion)
+                                                                       : std::string(version);
   return {{"cniVersion", v}, {"supportedVersions", kSupportedVersions}};
 }
 

@@ -110,8 +110,7 @@ struct NetConf {
 // Parses and validates stdin for `command` (VERSION needs only cniVersion;
 // DEL does not validate what a DEL cannot use, such as the MTU against the
 // master, which the caller checks for ADD and CHECK).
-std::optional<CniError> parse_netconf(std::string_view stdin_text, Command command,
-                                      NetConf* out);
+std::optional<CniError> parse_netconf(std::string_view stdin_text, Command command, NetConf* out);
 
 // The MAC the device gets, or nullopt for the daemon's random choice; an
 // invalid MAC from any source is a CniError (code 7 from the

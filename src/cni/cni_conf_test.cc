@@ -8,13 +8,19 @@ namespace {
 using nlohmann::json;
 
 std::map<std::string, std::string> add_env() {
-  return {{"CNI_COMMAND", "ADD"},     {"CNI_CONTAINERID", "c1"}, {"CNI_NETNS", "/run/netns/c1"},
-          {"CNI_IFNAME", "eth0"},     {"CNI_PATH", "/usr/lib/cni"}};
+  return {{"CNI_COMMAND", "ADD"},
+          {"CNI_CONTAINERID", "c1"},
+          {"CNI_NETNS", "/run/netns/c1"},
+          {"CNI_IFNAME", "eth0"},
+          {"CNI_PATH", "/usr/lib/cni"}};
 }
 
 json base_conf() {
-  return {{"cniVersion", "1.0.0"}, {"name", "net1"},  {"type", "umacvlan"},
-          {"master", "eth0"},      {"ipam", json::object()}};
+  return {{"cniVersion", "1.0.0"},
+          {"name", "net1"},
+          {"type", "umacvlan"},
+          {"master", "eth0"},
+          {"ipam", json::object()}};
 }
 
 std::optional<CniError> parse(const json& j, Command c, NetConf* out) {
@@ -310,8 +316,8 @@ TEST(Result, VersionFieldOnlyBefore100) {
 
 TEST(Result, LayerTwoHasTheInterfaceOnly) {
   json out;
-  ASSERT_FALSE(make_result("1.0.0", {"eth0", "02:00:00:00:00:01", "/x"}, nullptr,
-                           json::object(), &out));
+  ASSERT_FALSE(
+      make_result("1.0.0", {"eth0", "02:00:00:00:00:01", "/x"}, nullptr, json::object(), &out));
   EXPECT_FALSE(out.contains("ips"));
   EXPECT_FALSE(out.contains("routes"));
   EXPECT_EQ(out["dns"], json::object());
@@ -319,8 +325,8 @@ TEST(Result, LayerTwoHasTheInterfaceOnly) {
 
 TEST(Result, NoAddressFromIpamIsAnError) {
   json out;
-  const auto e = make_result("1.0.0", {"eth0", "m", "/x"}, {{"cniVersion", "1.0.0"}},
-                             json::object(), &out);
+  const auto e =
+      make_result("1.0.0", {"eth0", "m", "/x"}, {{"cniVersion", "1.0.0"}}, json::object(), &out);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->msg, "IPAM plugin returned missing IP config");
 }
@@ -339,8 +345,8 @@ TEST(Result, ParsesIpsAndRoutesAndRefusesGarbage) {
   EXPECT_EQ(routes[0].prefix, 0);
   EXPECT_TRUE(parse_result_ips({{"ips", {{{"address", "10.0.0.300/24"}}}}}, &ips, &routes));
   EXPECT_TRUE(parse_result_ips({{"ips", {{{"address", "10.0.0.3/33"}}}}}, &ips, &routes));
-  EXPECT_TRUE(parse_result_ips(
-      {{"ips", {{{"address", "10.0.0.3/24"}, {"gateway", "fd00::1"}}}}}, &ips, &routes));
+  EXPECT_TRUE(parse_result_ips({{"ips", {{{"address", "10.0.0.3/24"}, {"gateway", "fd00::1"}}}}},
+                               &ips, &routes));
   EXPECT_TRUE(parse_result_ips({{"routes", {{{"dst", "x"}}}}}, &ips, &routes));
 }
 

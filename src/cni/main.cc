@@ -13,7 +13,9 @@
 // The process is single-threaded and moves itself between the runtime's
 // namespace and the container's with setns(); the IPAM plugin always runs
 // from the runtime's namespace, as with the reference plugin.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/if_addr.h>
 #include <linux/nsfs.h>
 #include <linux/rtnetlink.h>
@@ -25,9 +27,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <chrono>
@@ -63,9 +62,13 @@ struct Failure {
   throw Failure{CniError{code, std::move(msg), std::move(details)}};
 }
 
-[[noreturn]] void fail(const CniError& e) { throw Failure{e}; }
+[[noreturn]] void fail(const CniError& e) {
+  throw Failure{e};
+}
 
-std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
+std::string errno_text(int negative_errno) {
+  return std::strerror(-negative_errno);
+}
 
 // ---------------------------------------------------------------------------
 // Namespaces
@@ -239,9 +242,18 @@ PluginRun run_plugin(const std::string& exe, const std::string& command, const s
     pollfd p[3];
     int n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out[0] >= 0) { out_i = n; p[n++] = {out[0], POLLIN, 0}; }
-    if (err[0] >= 0) { err_i = n; p[n++] = {err[0], POLLIN, 0}; }
-    if (in_open) { in_i = n; p[n++] = {in[1], POLLOUT, 0}; }
+    if (out[0] >= 0) {
+      out_i = n;
+      p[n++] = {out[0], POLLIN, 0};
+    }
+    if (err[0] >= 0) {
+      err_i = n;
+      p[n++] = {err[0], POLLIN, 0};
+    }
+    if (in_open) {
+      in_i = n;
+      p[n++] = {in[1], POLLOUT, 0};
+    }
     if (::poll(p, static_cast<nfds_t>(n), -1) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -293,9 +305,8 @@ Ipam prepare_ipam(const NetConf& conf, const CniEnv& env, const std::string& std
   ipam.type = conf.ipam_type;
   ipam.exe = find_plugin(conf.ipam_type, env.path);
   if (ipam.exe.empty()) {
-    fail(kErrInvalidConfig,
-         fmt::format("\"ipam.type\": failed to find plugin \"{}\" in path [{}]", conf.ipam_type,
-                     env.path));
+    fail(kErrInvalidConfig, fmt::format("\"ipam.type\": failed to find plugin \"{}\" in path [{}]",
+                                        conf.ipam_type, env.path));
   }
   ipam.input = stdin_text;
   ipam.speaks_11 = true;
@@ -371,7 +382,9 @@ void write_record(const NetConf& conf, const CniEnv& env, const std::string& mac
   const fs::path p = record_path(conf.name, env.container_id, env.ifname);
   fs::create_directories(p.parent_path(), ec);
   std::ofstream f(p);
-  f << json{{"containerID", env.container_id}, {"ifname", env.ifname}, {"netns", env.netns},
+  f << json{{"containerID", env.container_id},
+            {"ifname", env.ifname},
+            {"netns", env.netns},
             {"mac", mac}}
            .dump()
     << "\n";
@@ -535,8 +548,8 @@ int cmd_add(Context& c) {
   const io::NetnsFd& master_ns = conf.link_in_container ? cont_ns : c.runtime_ns;
   const io::LinkInfo master = resolve_master(&conf, master_ns);
   if (conf.mtu > static_cast<int>(master.mtu)) {
-    fail(kErrInvalidConfig, fmt::format("\"mtu\": invalid MTU {}, must be [0, master MTU({})]",
-                                        conf.mtu, master.mtu));
+    fail(kErrInvalidConfig,
+         fmt::format("\"mtu\": invalid MTU {}, must be [0, master MTU({})]", conf.mtu, master.mtu));
   }
   // The container must not have the name already (the kernel would refuse
   // the move; say it plainly).
@@ -544,8 +557,8 @@ int cmd_add(Context& c) {
     io::RtNetlink crt = open_rtnl(cont_ns);
     io::LinkInfo existing;
     if (crt.get_link(c.env.ifname, &existing) == 0) {
-      fail(kErrInternal, fmt::format("container already has an interface named \"{}\"",
-                                     c.env.ifname));
+      fail(kErrInternal,
+           fmt::format("container already has an interface named \"{}\"", c.env.ifname));
     }
   }
   Ipam ipam;
@@ -584,9 +597,8 @@ int cmd_add(Context& c) {
     const int rc = conf.link_in_container ? mrt.rename_link(dev.ifindex, c.env.ifname)
                                           : mrt.move_link(dev.ifindex, cont_ns, c.env.ifname);
     if (rc < 0) {
-      fail(kErrInternal,
-           fmt::format("failed to move the device into the container as \"{}\": {}", c.env.ifname,
-                       mrt.last_error()));
+      fail(kErrInternal, fmt::format("failed to move the device into the container as \"{}\": {}",
+                                     c.env.ifname, mrt.last_error()));
     }
     in_container = true;
     wait_for_daemon(c.env.ifname, cont_ns);
@@ -713,19 +725,18 @@ int cmd_check(Context& c) {
     }
   }
   if (index < 0) {
-    fail(kErrInvalidConfig,
-         fmt::format("prevResult has no interface \"{}\" in sandbox \"{}\"", c.env.ifname,
-                     c.env.netns));
+    fail(kErrInvalidConfig, fmt::format("prevResult has no interface \"{}\" in sandbox \"{}\"",
+                                        c.env.ifname, c.env.netns));
   }
   resolve_master(&conf, conf.link_in_container ? cont_ns : c.runtime_ns);
   bool not_ours = false;
   const json dev = daemon_show(c.env.ifname, cont_ns, &not_ours);
   if (dev.is_null()) {
-    fail(kErrInternal, not_ours ? fmt::format("error: Container interface {} not of type umacvlan",
-                                              c.env.ifname)
-                                : fmt::format("container Interface name in prevResult: {} not "
-                                              "found",
-                                              c.env.ifname));
+    fail(kErrInternal,
+         not_ours ? fmt::format("error: Container interface {} not of type umacvlan", c.env.ifname)
+                  : fmt::format("container Interface name in prevResult: {} not "
+                                "found",
+                                c.env.ifname));
   }
   const std::string mode = dev.value("/linkinfo/info_data/mode"_json_pointer, std::string());
   if (mode != conf.mode_text) {
@@ -743,25 +754,24 @@ int cmd_check(Context& c) {
   io::RtNetlink crt = open_rtnl(cont_ns);
   io::LinkInfo l;
   if (crt.get_link(c.env.ifname, &l) < 0) {
-    fail(kErrInternal, fmt::format("container Interface name in prevResult: {} not found",
-                                   c.env.ifname));
+    fail(kErrInternal,
+         fmt::format("container Interface name in prevResult: {} not found", c.env.ifname));
   }
   std::vector<io::IpAddress> addrs;
   crt.list_addresses(AF_UNSPEC, l.ifindex, &addrs);
   for (const auto& ip : ips) {
     if (ip.interface && *ip.interface != index) continue;
     if (!has_address(addrs, ip)) {
-      fail(kErrInternal, fmt::format("Interface {} has no address {}/{}", c.env.ifname,
-                                     ip.address, ip.prefix));
+      fail(kErrInternal,
+           fmt::format("Interface {} has no address {}/{}", c.env.ifname, ip.address, ip.prefix));
     }
   }
   std::vector<io::IpRoute> table;
   crt.list_routes(AF_UNSPEC, &table);
   for (const auto& r : routes) {
     if (!has_route(table, r)) {
-      fail(kErrInternal,
-           fmt::format("Route to {}/{}{} not found in the container", r.dst, r.prefix,
-                       r.gw.empty() ? "" : " via " + r.gw));
+      fail(kErrInternal, fmt::format("Route to {}/{}{} not found in the container", r.dst, r.prefix,
+                                     r.gw.empty() ? "" : " via " + r.gw));
     }
   }
   return 0;
@@ -827,10 +837,9 @@ int cmd_gc(Context& c) {
     // An IPAM plugin that predates GC gets the DEL a runtime of its time
     // would have sent for this attachment.
     if (!conf.ipam_type.empty() && !ipam.speaks_11) {
-      const PluginRun run = run_plugin(ipam.exe, "DEL", ipam.input,
-                                       {{"CNI_CONTAINERID", id},
-                                        {"CNI_IFNAME", ifname},
-                                        {"CNI_NETNS", r.value("netns", "")}});
+      const PluginRun run = run_plugin(
+          ipam.exe, "DEL", ipam.input,
+          {{"CNI_CONTAINERID", id}, {"CNI_IFNAME", ifname}, {"CNI_NETNS", r.value("netns", "")}});
       if (run.status != 0) fail(plugin_error(ipam, "DEL", run));
     }
     stale.push_back(entry.path());
@@ -860,12 +869,18 @@ int run(const std::map<std::string, std::string>& envmap, const std::string& std
     c.runtime_ns = io::current_netns();
     if (!c.runtime_ns.valid()) fail(kErrIo, "cannot open our own network namespace");
     switch (c.env.command) {
-      case Command::kAdd: return cmd_add(c);
-      case Command::kDel: return cmd_del(c);
-      case Command::kCheck: return cmd_check(c);
-      case Command::kStatus: return cmd_status(c);
-      case Command::kGc: return cmd_gc(c);
-      case Command::kVersion: break;
+      case Command::kAdd:
+        return cmd_add(c);
+      case Command::kDel:
+        return cmd_del(c);
+      case Command::kCheck:
+        return cmd_check(c);
+      case Command::kStatus:
+        return cmd_status(c);
+      case Command::kGc:
+        return cmd_gc(c);
+      case Command::kVersion:
+        break;
     }
     return 0;
   } catch (const Failure& f) {
@@ -892,7 +907,8 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const char* eq = std::strchr(*e, '=');
-    if (eq != nullptr) env.emplace(std::string(*e, static_cast<std::size_t>(eq - *e)), std::string(eq + 1));
+    if (eq != nullptr)
+      env.emplace(std::string(*e, static_cast<std::size_t>(eq - *e)), std::string(eq + 1));
   }
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   return umacvlan::cni::run(env, input);

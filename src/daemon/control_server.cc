@@ -208,6 +208,7 @@ void ControlServer::on_readable(Client& c) {
       ++stats_.served;
       try {
         reply = handler_(req, caller);
+        ++(reply.error == 0 ? stats_.ok : stats_.refused);
       } catch (const std::exception& e) {
         ++stats_.handler_errors;
         spdlog::error("internal error while serving \"link {}\": {}", control::to_string(req.op),

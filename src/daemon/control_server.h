@@ -58,6 +58,8 @@ class ControlServer {
   struct Stats {
     std::uint64_t accepted = 0;
     std::uint64_t served = 0;        // requests handed to the handler
+    std::uint64_t ok = 0;            // of those, answered with success
+    std::uint64_t refused = 0;       // of those, answered with an errno (nothing changed)
     std::uint64_t refused_peer = 0;  // not root, no CAP_NET_ADMIN
     std::uint64_t malformed = 0;     // not JSON, not a request, no namespace
     std::uint64_t too_large = 0;

@@ -129,6 +129,8 @@ TEST_F(ControlServerTest, ServesARequestWithTheCallersNamespace) {
   EXPECT_EQ(seen_ns, 1);
   EXPECT_TRUE(pump([&] { return server_.clients() == 0; }));
   EXPECT_EQ(server_.stats().served, 1u);
+  EXPECT_EQ(server_.stats().ok, 1u);
+  EXPECT_EQ(server_.stats().refused, 0u);
 }
 
 TEST_F(ControlServerTest, ASlowClientDoesNotHoldUpTheNextOne) {
@@ -255,6 +257,9 @@ TEST_F(ControlServerTest, AHandlerExceptionBecomesAnErrorAndTheServerGoesOn) {
   }
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(server_.stats().handler_errors, 1u);
+  // The failed one is an error, neither ok nor refused (the metrics' result).
+  EXPECT_EQ(server_.stats().ok, 1u);
+  EXPECT_EQ(server_.stats().refused, 0u);
 }
 
 TEST_F(ControlServerTest, MalformedRequestsAreAnsweredNotHandled) {

@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -9,14 +10,21 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "control/control_channel.h"
 #include "daemon/control_server.h"
 #include "daemon/dataplane.h"
 #include "daemon/link_service.h"
+#include "daemon/metrics.h"
+#include "daemon/service_manager.h"
 #include "io/netns.h"
 #include "io/netns_watch.h"
 #include "io/owned_fd.h"
@@ -42,18 +50,39 @@ std::string instance_of(const std::string& state_path) {
   return buf;
 }
 
-enum Tag : std::uint64_t { kServer, kMonitor, kWatch, kNotices, kTimer, kSignal };
+enum Tag : std::uint64_t {
+  kServer,
+  kMonitor,
+  kWatch,
+  kNotices,
+  kTimer,
+  kSignal,
+  kWatchdog,
+  kMetrics
+};
+
+std::string status_of(const LinkService& links) {
+  return fmt::format("{} device(s) on {} lower(s)", links.device_count(), links.port_count());
+}
 
 }  // namespace
 
 int run(const Options& options) {
+  ServiceManager manager;
+  const double started =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   // Before any thread exists: every thread and socket starts from here.
   {
     const std::string path = options.netns.empty() ? "/proc/1/ns/net" : options.netns;
     io::NetnsFd home(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!home.valid() || ::setns(home.get(), CLONE_NEWNET) != 0) {
+    // Already there (a service manager started it in the host's namespace):
+    // no setns(), which would need CAP_SYS_ADMIN for nothing.
+    const bool there = home.valid() && home.inode() == io::current_netns_inode();
+    if (!there && (!home.valid() || ::setns(home.get(), CLONE_NEWNET) != 0)) {
       if (!options.netns.empty()) {
-        spdlog::error("cannot enter the network namespace {}: {}", path, std::strerror(errno));
+        const int err = errno;
+        spdlog::error("cannot enter the network namespace {}: {}", path, std::strerror(err));
+        manager.failed(err, fmt::format("cannot enter the network namespace {}", path));
         return 1;
       }
       spdlog::warn("cannot enter the host's network namespace ({}); staying in our own",
@@ -74,10 +103,13 @@ int run(const Options& options) {
   const std::string state_path = options.state_path.empty()
                                      ? control::default_state_path(options.socket_path)
                                      : options.state_path;
-  Dataplane dataplane(options.workers, options.tap_io, options.poll_us);
+  // Under a service manager's watchdog, an idle worker still turns every
+  // beat, so that its heartbeat tells a stuck worker from an idle one.
+  Dataplane dataplane(options.workers, options.tap_io, options.poll_us, manager.beat_ms());
   io::NetnsWatch watch;
   if (int rc = io::NetnsWatch::open(&watch); rc < 0) {
     spdlog::error("cannot watch namespaces: {}", std::strerror(-rc));
+    manager.failed(-rc, "cannot watch namespaces");
     return 1;
   }
   LinkServiceConfig config;
@@ -96,10 +128,17 @@ int run(const Options& options) {
   if (listened < 0) {
     spdlog::error("cannot listen on {}: {}{}", options.socket_path, std::strerror(-listened),
                   listened == -EADDRINUSE ? " (another umacvlan daemon serves it)" : "");
+    manager.failed(-listened, fmt::format("cannot listen on {}", options.socket_path));
     return 1;
   }
   if (int rc = links.start(); rc < 0) {
-    spdlog::error("cannot start: {}", std::strerror(-rc));
+    // EPERM here is a capability the service manager did not give.
+    spdlog::error("cannot start: {}{}", std::strerror(-rc),
+                  rc == -EPERM
+                      ? " (the daemon needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BROADCAST, "
+                        "CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)"
+                      : "");
+    manager.failed(-rc, "cannot start: cannot open rtnetlink");
     return 1;
   }
   if (options.cleanup) {
@@ -107,6 +146,20 @@ int run(const Options& options) {
                  state_path);
     links.remove_everything();
     return 0;
+  }
+  // --metrics: scrapes wait (bounded) for this loop to take a snapshot.
+  MetricsServer metrics;
+  if (!options.metrics.empty()) {
+    MetricsAddress at;
+    std::string why;
+    const int rc =
+        parse_metrics_address(options.metrics, &at, &why) ? metrics.open(at, &why) : -EINVAL;
+    if (rc < 0) {
+      spdlog::error("{}", why);
+      manager.failed(-rc, why);
+      return 1;
+    }
+    spdlog::info("metrics on {}", at.url());
   }
 
   io::OwnedFd tfd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
@@ -128,8 +181,25 @@ int run(const Options& options) {
   watch_fd(dataplane.notice_fd(), kNotices);
   watch_fd(tfd.get(), kTimer);
   watch_fd(sfd.get(), kSignal);
-  spdlog::info("umacvlan daemon listening on {} ({} worker(s), state {})", options.socket_path,
-               dataplane.workers(), state_path);
+  if (metrics.fd() >= 0) watch_fd(metrics.fd(), kMetrics);
+  // The watchdog's own timer: the loop pings only from here, so a loop
+  // stuck anywhere else never pings.
+  io::OwnedFd wdfd;
+  if (manager.watchdog_usec() > 0) {
+    wdfd.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    itimerspec beat{};
+    beat.it_interval.tv_sec = manager.beat_ms() / 1000;
+    beat.it_interval.tv_nsec = (manager.beat_ms() % 1000) * 1000000L;
+    beat.it_value = beat.it_interval;
+    ::timerfd_settime(wdfd.get(), 0, &beat, nullptr);
+    watch_fd(wdfd.get(), kWatchdog);
+  }
+  spdlog::info("umacvlan daemon listening on {} ({} worker(s), state {}{})", options.socket_path,
+               dataplane.workers(), state_path,
+               manager.watchdog_usec() > 0
+                   ? fmt::format(", watchdog {} ms", manager.watchdog_usec() / 1000)
+                   : "");
+  manager.ready(status_of(links));
 
   long idle_ms = 0;
   int ticks = 0;
@@ -167,8 +237,18 @@ int run(const Options& options) {
           idle_ms = idle ? idle_ms + kTickMillis : 0;
           if (options.idle_exit_seconds > 0 && idle_ms > options.idle_exit_seconds * 1000L)
             running = false;
+          manager.status(status_of(links));
           break;
         }
+        case kWatchdog: {
+          std::uint64_t expirations = 0;
+          (void)!::read(wdfd.get(), &expirations, sizeof expirations);
+          manager.watchdog(dataplane);
+          break;
+        }
+        case kMetrics:
+          metrics.serve([&] { return take_metrics(links, dataplane, server, started); });
+          break;
         case kSignal: {
           signalfd_siginfo si;
           (void)!::read(sfd.get(), &si, sizeof si);
@@ -182,6 +262,8 @@ int run(const Options& options) {
       }
     }
   }
+  manager.stopping(
+      fmt::format("stopping: {} device(s) stay for the next start", links.device_count()));
   return 0;
 }
 

@@ -14,7 +14,10 @@
 // device: the next start re-adopts them all. With cleanup, it re-adopts,
 // then removes every device it made, its nftables tables and the state
 // file, and returns. Returns a process exit status (non-zero when it could
-// not listen, e.g. another daemon serves that socket).
+// not listen, e.g. another daemon serves that socket). Under a service
+// manager (NOTIFY_SOCKET) it reports READY=1 after re-adoption, STATUS,
+// STOPPING=1, and WATCHDOG=1 only while the control loop and every worker
+// turn.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +42,9 @@ struct Options {
   int poll_us = 0;  // a worker polls this long after its last frame before it sleeps
   core::PortLimits limits;
   bool cleanup = false;
+  // Prometheus metrics over HTTP (metrics.h): HOST:PORT, [V6]:PORT or :PORT
+  // (127.0.0.1); empty: none.
+  std::string metrics;
 };
 
 int run(const Options& options);

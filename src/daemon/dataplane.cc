@@ -269,13 +269,15 @@ struct Dataplane::Worker {
   std::shared_ptr<const DataplaneView> view;
   std::uint64_t version = 0;
   std::atomic<std::uint64_t> acked{0};
+  std::atomic<std::uint64_t> turns{0};  // written by this worker only
   Reg wake_reg;
   // Keyed by the shared I/O object (PortIo* or DeviceIo*).
   std::unordered_map<const void*, std::unique_ptr<Reg>> regs;
   std::thread thread;
 };
 
-Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us) : poll_us_(poll_us), io_(io) {
+Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us, int max_sleep_ms)
+    : poll_us_(poll_us), max_sleep_ms_(max_sleep_ms < 0 ? -1 : max_sleep_ms), io_(io) {
   if (workers == 0) workers = 1;
   if (workers > kMaxWorkers) workers = kMaxWorkers;
   notice_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -383,6 +385,10 @@ WorkerCounters Dataplane::worker_counters(std::size_t w) const {
   c.oversize = relaxed(src.oversize);
   c.bursts = relaxed(src.bursts);
   return c;
+}
+
+std::uint64_t Dataplane::heartbeat(std::size_t w) const {
+  return w < workers_.size() ? workers_[w]->turns.load(std::memory_order_relaxed) : 0;
 }
 
 void Dataplane::switch_view(Worker& w, const std::function<void(Reg&)>& watch,
@@ -500,13 +506,16 @@ void Dataplane::run(Worker& w) {
   using Clock = std::chrono::steady_clock;
   Clock::time_point spin_until;
   epoll_event evs[kEventsPerWait];
+  std::uint64_t turns = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
+    // A plain store, no read-modify-write: the only writer is this thread.
+    w.turns.store(++turns, std::memory_order_relaxed);
     if (version_.load(std::memory_order_acquire) != w.version) switch_view(w, watch, unwatch);
     // For a while after work, look again without sleeping: waking a
     // sleeping thread (an interrupt, the scheduler) costs more latency than
     // the next frame is away. Idle, the worker sleeps and costs nothing.
     const bool spinning = poll_us_ > 0 && Clock::now() < spin_until;
-    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, spinning ? 0 : -1);
+    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, spinning ? 0 : max_sleep_ms_);
     if (n < 0) continue;  // EINTR
     if (n == 0) continue;
     if (poll_us_ > 0) spin_until = Clock::now() + std::chrono::microseconds(poll_us_);

@@ -35,6 +35,10 @@
 //   namespace died), a lower whose socket reported an error (it went down or
 //   away: the error is read and cleared, so the loop never spins on it).
 //   notice_fd() becomes readable; take_notices() empties the queue.
+// - Liveness: each worker counts its loop turns (heartbeat(), one relaxed
+//   store per turn). Given a max_sleep_ms, an idle worker still turns at
+//   least that often, so a count that stands still means a worker stuck in
+//   a turn (the daemon then stops feeding the service manager's watchdog).
 #pragma once
 
 #include <array>
@@ -171,8 +175,10 @@ class Dataplane {
  public:
   // Starts `workers` threads (1..kMaxWorkers) with an empty view.
   // poll_us: how long a worker keeps polling, without sleeping, after the
-  // last frame it saw (0: it sleeps at once).
-  explicit Dataplane(std::size_t workers, TapIo io = TapIo::kAuto, int poll_us = 0);
+  // last frame it saw (0: it sleeps at once). max_sleep_ms: the longest a
+  // worker sleeps waiting for work (-1: until work comes).
+  explicit Dataplane(std::size_t workers, TapIo io = TapIo::kAuto, int poll_us = 0,
+                     int max_sleep_ms = -1);
   ~Dataplane();  // stops and joins the workers
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
@@ -194,6 +200,9 @@ class Dataplane {
   static core::DeviceCounters device_counters(const DeviceIo& dev);
   static core::PortCounters port_counters(const PortIo& port);
   WorkerCounters worker_counters(std::size_t w) const;
+  // Loop turns worker w has made so far (a relaxed read; 0 for no such
+  // worker): it grows at least every max_sleep_ms while w is not stuck.
+  std::uint64_t heartbeat(std::size_t w) const;
   // What the workers use (kAuto until they have started and chosen).
   TapIo tap_io() const { return chosen_io_.load(); }
 
@@ -211,6 +220,7 @@ class Dataplane {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stop_{false};
   int poll_us_;
+  int max_sleep_ms_;
   TapIo io_;
   std::atomic<TapIo> chosen_io_{TapIo::kAuto};
 

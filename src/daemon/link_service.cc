@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "daemon/link_json.h"
+#include "daemon/metrics.h"
 
 namespace umacvlan::daemon {
 namespace {
@@ -182,6 +183,7 @@ void LinkService::adopt(const State& state) {
   const std::vector<io::NetnsFd> spaces = io::all_netns();
   for (const PortRecord& rec : state.ports) adopt_port(rec, spaces);
   std::size_t adopted = device_count();
+  readopted_ = adopted;
   spdlog::info("re-adopted {} device(s) on {} port(s)", adopted, ports_.size());
 }
 
@@ -1303,6 +1305,44 @@ void LinkService::flush_state() {
 
 void LinkService::publish_if_changed() {
   if (dirty_) publish();
+}
+
+void LinkService::metrics(MetricsSnapshot* out) const {
+  // The names under /run/netns, read once per scrape.
+  std::map<ino_t, std::string> named;
+  if (DIR* dir = ::opendir("/run/netns"); dir != nullptr) {
+    while (const dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      struct stat st {};
+      const std::string path = std::string("/run/netns/") + e->d_name;
+      if (::stat(path.c_str(), &st) == 0) named.emplace(st.st_ino, e->d_name);
+    }
+    ::closedir(dir);
+  }
+  auto netns_label = [&](ino_t inode) -> std::string {
+    if (auto it = named.find(inode); it != named.end()) return it->second;
+    return inode == home_inode_ ? std::string() : "net:[" + std::to_string(inode) + "]";
+  };
+  for (const auto& p : ports_) {
+    MetricsSnapshot::Port mp;
+    mp.port = p->lower_ns_inode == home_inode_
+                  ? p->lower_name
+                  : netns_label(p->lower_ns_inode) + "/" + p->lower_name;
+    mp.devices = p->devices.size();
+    mp.used_bcqueuelen = p->core.used_bcqueuelen();
+    if (p->io != nullptr) mp.drops = Dataplane::port_counters(*p->io);
+    for (const auto& [id, d] : p->devices) {
+      const core::Device* cd = p->core.device(id);
+      MetricsSnapshot::Device md;
+      md.port = mp.port;
+      md.device = d.name;
+      md.netns = netns_label(d.ns_inode);
+      md.mode = cd != nullptr ? std::string(core::to_string(cd->mode)) : std::string();
+      if (d.io != nullptr) md.counters = Dataplane::device_counters(*d.io);
+      out->devices.push_back(std::move(md));
+    }
+    out->ports.push_back(std::move(mp));
+  }
 }
 
 std::uint64_t LinkService::publish() {

@@ -56,6 +56,8 @@
 
 namespace umacvlan::daemon {
 
+struct MetricsSnapshot;
+
 struct LinkServiceConfig {
   std::string state_path;  // empty: no state file (tests)
   // Names this daemon's nftables tables (umacvlan_<instance>_N), so that a
@@ -90,6 +92,11 @@ class LinkService {
 
   std::size_t device_count() const;
   std::size_t port_count() const { return ports_.size(); }
+  // Devices start() re-adopted from the state file.
+  std::size_t readopted_count() const { return readopted_; }
+  // Every device's and port's counters with their names, for a scrape
+  // (metrics.h): the devices and ports of *out.
+  void metrics(MetricsSnapshot* out) const;
 
  private:
   struct Device {
@@ -222,6 +229,7 @@ class LinkService {
   bool dirty_ = true;  // something changed since the last publish()
   bool state_dirty_ = false;
   std::uint64_t next_serial_ = 1;
+  std::size_t readopted_ = 0;
   std::uint32_t tap_seq_ = 0;
   std::mt19937_64 rng_;
 };

@@ -4,30 +4,65 @@
 //   umacvlan-daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ]
 //                   [ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ]
 //                   [ --poll-us N ] [ --max-devices N ] [ --max-sources N ]
-//                   [ --idle-exit SECONDS ] [ --cleanup ]
+//                   [ --idle-exit SECONDS ] [ --cleanup ] [ --metrics [HOST]:PORT ]
 //
-// Plain GNU long options (CLI11); --workers, --tap-io and --poll-us fall back
-// to UMACVLAN_WORKERS, UMACVLAN_TAP_IO and UMACVLAN_POLL_US, so a daemon the
-// CLI starts on demand takes them from the caller's environment. Exit status: daemon::run()'s, 1
-// for bad options.
+// Logs to stdout (without time stamps, with syslog priorities when that is
+// the journal), or to --log-file.
+//
+// Plain GNU long options (CLI11); --workers, --tap-io, --poll-us and
+// --metrics fall back to UMACVLAN_WORKERS, UMACVLAN_TAP_IO, UMACVLAN_POLL_US
+// and UMACVLAN_METRICS, so a daemon the CLI starts on demand takes them from
+// the caller's environment. Exit status: daemon::run()'s, 1 for bad options.
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "control/control_channel.h"
 #include "daemon/daemon.h"
 #include "daemon/dataplane.h"
+#include "daemon/metrics.h"
 
 namespace umacvlan::daemon {
 namespace {
 
 constexpr int kExitUsage = 1;
+
+// Under systemd the log (stdout) goes to the journal, which says so in
+// JOURNAL_STREAM (device:inode of the stream).
+bool stdout_is_journal() {
+  const char* env = std::getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  if (env == nullptr || std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  return ::fstat(STDOUT_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+// "%*": the level as the journal reads it, a "<N>" syslog priority prefix
+// (so that `journalctl -p warning` works).
+class JournalPriority : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    // trace, debug, info, warn, err, critical, off
+    static constexpr const char* kPriority[] = {"<7>", "<7>", "<6>", "<4>", "<3>", "<2>", "<6>"};
+    const char* p = kPriority[static_cast<int>(msg.level)];
+    dest.append(p, p + std::strlen(p));
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JournalPriority>();
+  }
+};
 
 int daemon_main(int argc, char** argv) {
   CLI::App app{"umacvlan daemon: creates the macvlan links and moves their frames", "daemon"};
@@ -80,6 +115,18 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--max-sources", limits.max_sources, "source-list entries per device")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  std::string metrics;
+  app.add_option("--metrics", metrics,
+                 "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (HOST:PORT, "
+                 "[IPV6]:PORT or :PORT for 127.0.0.1; default: off)")
+      ->envname("UMACVLAN_METRICS")
+      ->check(
+          [](const std::string& text) {
+            MetricsAddress at;
+            std::string why;
+            return parse_metrics_address(text, &at, &why) ? std::string() : why;
+          },
+          "[HOST]:PORT");
   app.add_option("--idle-exit", idle_exit_seconds,
                  "exit after this many seconds without links or clients (0: never)")
       ->check(CLI::NonNegativeNumber);
@@ -87,6 +134,12 @@ int daemon_main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;  // --help is not an error
+  }
+  if (log_file.empty() && stdout_is_journal()) {
+    // The journal has its own time stamps.
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JournalPriority>('*').set_pattern("%*%v");
+    spdlog::set_formatter(std::move(formatter));
   }
   if (!log_file.empty()) {
     try {
@@ -109,6 +162,7 @@ int daemon_main(int argc, char** argv) {
                                           : TapIo::kAuto;
   options.limits = limits;
   options.cleanup = cleanup;
+  options.metrics = metrics;
   return run(options);
 }
 

@@ -529,7 +529,9 @@ int RtNetlink::rename_link(int ifindex, const std::string& new_name) {
 
 namespace {
 
-std::size_t family_len(int family) { return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0; }
+std::size_t family_len(int family) {
+  return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+}
 
 struct AddrAttrs {
   const nlattr* local = nullptr;
@@ -541,15 +543,20 @@ struct AddrAttrs {
 int addr_attr(const nlattr* a, void* data) {
   auto* out = static_cast<AddrAttrs*>(data);
   switch (mnl_attr_get_type(a)) {
-    case IFA_LOCAL: out->local = a; break;
-    case IFA_ADDRESS: out->address = a; break;
+    case IFA_LOCAL:
+      out->local = a;
+      break;
+    case IFA_ADDRESS:
+      out->address = a;
+      break;
     case IFA_FLAGS:
       if (mnl_attr_validate(a, MNL_TYPE_U32) == 0) {
         out->flags = mnl_attr_get_u32(a);
         out->has_flags = true;
       }
       break;
-    default: break;
+    default:
+      break;
   }
   return MNL_CB_OK;
 }
@@ -564,11 +571,20 @@ struct RouteAttrs {
 int route_attr(const nlattr* a, void* data) {
   auto* out = static_cast<RouteAttrs*>(data);
   switch (mnl_attr_get_type(a)) {
-    case RTA_DST: out->dst = a; break;
-    case RTA_GATEWAY: out->gateway = a; break;
-    case RTA_OIF: get_u32(a, &out->oif); break;
-    case RTA_TABLE: get_u32(a, &out->table); break;
-    default: break;
+    case RTA_DST:
+      out->dst = a;
+      break;
+    case RTA_GATEWAY:
+      out->gateway = a;
+      break;
+    case RTA_OIF:
+      get_u32(a, &out->oif);
+      break;
+    case RTA_TABLE:
+      get_u32(a, &out->table);
+      break;
+    default:
+      break;
   }
   return MNL_CB_OK;
 }

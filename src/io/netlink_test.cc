@@ -4,8 +4,8 @@
 #include "io/netlink.h"
 
 #include <gtest/gtest.h>
-#include <net/if.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <net/if_arp.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -331,8 +331,8 @@ TEST_F(RtNetlinkTest, AddressesAndRoutesMatchIproute2) {
   bool saw_default = false, saw_net = false;
   for (const auto& t : table) {
     if (t.table != RT_TABLE_MAIN) continue;
-    saw_default |= t.dst_prefix == 0 && t.has_gateway && t.gateway == def.gateway &&
-                   t.ifindex == idx;
+    saw_default |=
+        t.dst_prefix == 0 && t.has_gateway && t.gateway == def.gateway && t.ifindex == idx;
     saw_net |= t.dst_prefix == 16 && t.dst == r.dst;
   }
   EXPECT_TRUE(saw_default);
