@@ -1,6 +1,6 @@
 # bash completion for umacvlan(8): the ip-shaped grammar of `umacvlan help`.
 #   umacvlan [ OPTIONS ] link { add | set | del | show | help } ...
-#   umacvlan { daemon | explain | lab | help } ...
+#   umacvlan { daemon | explain | lab | config | reload | help } ...
 
 _umacvlan_devices() {
     # The devices of the namespace given with -n/-netns, else ours.
@@ -22,7 +22,7 @@ _umacvlan() {
     local words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
 
     local modes="private vepa bridge passthru source"
-    local topics="modes private vepa bridge passthru source explain lab cni daemon"
+    local topics="modes private vepa bridge passthru source explain lab cni daemon config"
     local i=1 object="" netns=""
     # The global options come before the object (one dash or two, as with ip).
     while [ "$i" -lt "$cword" ]; do
@@ -45,7 +45,7 @@ _umacvlan() {
             COMPREPLY=($(compgen -W "-V -Version -s -stats -d -details -j -json -p -pretty
                 -n -netns --socket --no-start -h -help" -- "$cur"))
         else
-            COMPREPLY=($(compgen -W "link daemon help explain lab" -- "$cur"))
+            COMPREPLY=($(compgen -W "link daemon help explain lab config reload" -- "$cur"))
         fi
         return
     fi
@@ -56,12 +56,20 @@ _umacvlan() {
             return ;;
         daemon)
             case "$prev" in
-                --socket | --state | --log-file | --netns) _umacvlan_files; return ;;
+                --socket | --state | --log-file | --netns | --config) _umacvlan_files; return ;;
                 --tap-io) COMPREPLY=($(compgen -W "auto uring syscalls" -- "$cur")); return ;;
                 --workers | --poll-us | --max-devices | --max-sources | --idle-exit) return ;;
             esac
             COMPREPLY=($(compgen -W "--socket --state --log-file --netns --workers --tap-io
-                --poll-us --max-devices --max-sources --idle-exit --cleanup --foreground" -- "$cur"))
+                --poll-us --max-devices --max-sources --idle-exit --cleanup --foreground
+                --config" -- "$cur"))
+            return ;;
+        config)
+            if [ "$cword" -eq $((i + 1)) ]; then
+                COMPREPLY=($(compgen -W "check apply dump help" -- "$cur"))
+            elif [ "$cword" -eq $((i + 2)) ] && [ "$prev" != dump ]; then
+                _umacvlan_files
+            fi
             return ;;
         lab)
             case "$prev" in

@@ -105,6 +105,19 @@ the foreground (for systemd). Devices outlive it: every change is written
 to /var/lib/umacvlan/state.json before it is acknowledged, and a new daemon
 re-adopts them. "umacvlan daemon --cleanup" removes them all.
 )"},
+    {"config", "CONFIG FILE", "declare devices in a file: config check, apply, dump",
+     R"(umacvlan config {check|apply} [FILE], umacvlan config dump, umacvlan reload
+FILE (TOML; default $UMACVLAN_CONFIG, else /etc/umacvlan/umacvlan.toml) holds
+one [[device]] table per device: name, lower (required), lower_netns, netns
+(a name under /run/netns or a path; default: the CLI's own, and the lower's),
+mode, mac, mtu, up (default true), bcqueuelen, nopromisc, nodst, spoofchk,
+source (a list of MACs). "check" reports the first mistake as FILE:LINE:COL.
+"apply" changes only what differs: one "link set" per changed device, an add
+(then a move to netns) per missing one, a delete for a device an earlier
+apply made that the file no longer names; an invalid file changes nothing.
+"dump" prints the running devices as a file. The daemon applies its file
+(--config) when it starts and on SIGHUP; "umacvlan reload" sends that.
+)"},
 };
 
 const Topic* find(std::string_view name) {

@@ -4,6 +4,8 @@
 //   umacvlan [ --socket PATH ] daemon [ DAEMON OPTIONS ]   (runs umacvlan-daemon)
 //   umacvlan [ -j ] explain ...   where a frame goes and why (explain.h)
 //   umacvlan [ -j ] lab ...       a lab of namespaces that shows it live (lab.h)
+//   umacvlan config { check | apply | dump } ...   the config file (config_file.h)
+//   umacvlan reload               the daemon applies its config file again
 //   umacvlan { help [TOPIC] | -V }
 //
 // ip's global options come before the object, are single-dash words
@@ -31,6 +33,7 @@
 #include <variant>
 #include <vector>
 
+#include "cli/config_file.h"
 #include "cli/control_client.h"
 #include "cli/explain.h"
 #include "cli/help_topics.h"
@@ -85,10 +88,12 @@ std::string usage() {
          "  or:  umacvlan [ -j [ -p ] ] lab [ --mode MODE ]... [ --with-kernel ] [ --keep | --down "
          "] "
          "[ --no-drawbacks ] [ --svg FILE ]\n"
+         "  or:  umacvlan config { check [ FILE ] | apply [ FILE ] | dump }\n"
+         "  or:  umacvlan reload\n"
          "  or:  umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] "
          "[ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ] [ --poll-us N ] "
          "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ] "
-         "[ --metrics [HOST]:PORT ]\n"
+         "[ --metrics [HOST]:PORT ] [ --config FILE ]\n"
          "  or:  umacvlan help [ TOPIC ]\n"
          "\n"
          "Options (before the object; one dash or two, as with ip):\n"
@@ -282,6 +287,8 @@ int run(const std::vector<std::string>& args) {
     return run_explain(rest, global.print.json, global.print.pretty);
   }
   if (args[object] == "lab") return run_lab(rest, global.print.json, global.print.pretty);
+  if (args[object] == "config") return run_config(rest, !global.no_start);
+  if (args[object] == "reload") return run_reload(rest);
   if (args[object] == "link") return run_link(rest, global);
   if (args[object] == "daemon") return run_daemon(rest, global);
   write_out(stderr,

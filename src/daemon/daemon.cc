@@ -7,7 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/control_channel.h"
@@ -58,12 +61,173 @@ enum Tag : std::uint64_t {
   kTimer,
   kSignal,
   kWatchdog,
-  kMetrics
+  kMetrics,
+  kConfigOutput,
+  kConfigExit
 };
 
 std::string status_of(const LinkService& links) {
   return fmt::format("{} device(s) on {} lower(s)", links.device_count(), links.port_count());
 }
+
+// The CLI program beside ours (the build, PREFIX/sbin), else from PATH.
+std::string cli_program() {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string path(self, static_cast<std::size_t>(n));
+    path = path.substr(0, path.find_last_of('/') + 1) + "umacvlan";
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  return "umacvlan";
+}
+
+// `umacvlan config apply FILE --socket SOCKET` as a child of the control
+// loop: it talks to us like any client, so the loop must never wait for
+// it. Its output (stdout and stderr, one pipe) is logged line by line, its
+// exit through a pidfd. A reload asked for while one runs runs after it.
+class ConfigApply {
+ public:
+  ConfigApply(std::string file, std::string socket)
+      : file_(std::move(file)), socket_(std::move(socket)) {}
+
+  // Starts a run, or queues one behind the running one; logs why not when
+  // there is no file.
+  // watch_fd(fd, tag) adds a descriptor to the loop.
+  template <typename Watch>
+  void start(const char* why, Watch&& watch_fd) {
+    if (file_.empty()) {
+      spdlog::info("{}: no config file to apply (--config, UMACVLAN_CONFIG)", why);
+      return;
+    }
+    if (::access(file_.c_str(), F_OK) != 0) {
+      spdlog::info("{}: config file {} does not exist: nothing to apply", why, file_);
+      return;
+    }
+    if (pid_ > 0) {
+      spdlog::info("{}: an apply of {} is running; another follows it", why, file_);
+      again_ = true;
+      return;
+    }
+    const std::string exe = cli_program();
+    const char* argv[] = {exe.c_str(), "--socket", socket_.c_str(), "--no-start",
+                          "config",    "apply",    file_.c_str(),   nullptr};
+    // Our service manager's variables are ours alone.
+    std::vector<char*> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view v(*e);
+      if (v.starts_with("NOTIFY_SOCKET=") || v.starts_with("WATCHDOG_")) continue;
+      env.push_back(*e);
+    }
+    env.push_back(nullptr);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      spdlog::error("{}: cannot apply {}: pipe: {}", why, file_, std::strerror(errno));
+      return;
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // Only async-signal-safe calls until exec: other threads exist.
+      ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+      ::signal(SIGPIPE, SIG_DFL);
+      const int null = ::open("/dev/null", O_RDONLY);
+      if (null >= 0) ::dup2(null, STDIN_FILENO);
+      ::dup2(fds[1], STDOUT_FILENO);
+      ::dup2(fds[1], STDERR_FILENO);
+      ::close_range(STDERR_FILENO + 1, ~0U, 0);
+      ::execvpe(argv[0], const_cast<char* const*>(argv), env.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    io::OwnedFd output(fds[0]);
+    if (pid < 0) {
+      spdlog::error("{}: cannot apply {}: fork: {}", why, file_, std::strerror(errno));
+      return;
+    }
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) {
+      // Without a pidfd we cannot see it end without waiting: reap it in
+      // the next ticks instead.
+      spdlog::warn("{}: pidfd_open: {}", why, std::strerror(errno));
+    }
+    ::fcntl(output.get(), F_SETFL, O_NONBLOCK);
+    spdlog::info("{}: applying {} ({} config apply, pid {})", why, file_, exe, pid);
+    pid_ = pid;
+    output_ = std::move(output);
+    pidfd_.reset(pidfd);
+    watch_fd(output_.get(), kConfigOutput);
+    if (pidfd_.valid()) watch_fd(pidfd_.get(), kConfigExit);
+  }
+
+  // kConfigOutput: logs the complete lines read so far.
+  void on_output() {
+    if (!output_.valid()) return;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(output_.get(), buf, sizeof buf);
+      if (n > 0) {
+        partial_.append(buf, static_cast<std::size_t>(n));
+        log_lines(false);
+        continue;
+      }
+      if (n == 0) {
+        log_lines(true);
+        output_.reset();  // closing it takes it out of the epoll set
+      }
+      return;
+    }
+  }
+
+  // kConfigExit (or a tick without a pidfd): logs the status when the child
+  // has ended, then starts the queued run.
+  template <typename Watch>
+  void on_exit(Watch&& watch_fd) {
+    if (pid_ <= 0) return;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return;
+    on_output();
+    log_lines(true);
+    output_.reset();
+    pidfd_.reset();
+    pid_ = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      spdlog::info("config apply of {}: done", file_);
+    } else if (WIFEXITED(status)) {
+      spdlog::warn("config apply of {}: exit status {}", file_, WEXITSTATUS(status));
+    } else {
+      spdlog::warn("config apply of {}: killed by signal {}", file_, WTERMSIG(status));
+    }
+    if (again_) {
+      again_ = false;
+      start("reload", watch_fd);
+    }
+  }
+
+  bool running_without_pidfd() const { return pid_ > 0 && !pidfd_.valid(); }
+
+ private:
+  void log_lines(bool flush) {
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      spdlog::info("config: {}", partial_.substr(start, nl - start));
+    }
+    partial_.erase(0, start);
+    if (flush && !partial_.empty()) {
+      spdlog::info("config: {}", partial_);
+      partial_.clear();
+    }
+  }
+
+  std::string file_;
+  std::string socket_;
+  pid_t pid_ = -1;
+  io::OwnedFd output_;
+  io::OwnedFd pidfd_;
+  std::string partial_;
+  bool again_ = false;
+};
 
 }  // namespace
 
@@ -200,6 +364,9 @@ int run(const Options& options) {
                    ? fmt::format(", watchdog {} ms", manager.watchdog_usec() / 1000)
                    : "");
   manager.ready(status_of(links));
+  // The config file: once now that we listen, again on every SIGHUP.
+  ConfigApply config_apply(options.config_path, options.socket_path);
+  config_apply.start("start", watch_fd);
 
   long idle_ms = 0;
   int ticks = 0;
@@ -238,6 +405,7 @@ int run(const Options& options) {
           if (options.idle_exit_seconds > 0 && idle_ms > options.idle_exit_seconds * 1000L)
             running = false;
           manager.status(status_of(links));
+          if (config_apply.running_without_pidfd()) config_apply.on_exit(watch_fd);
           break;
         }
         case kWatchdog: {
@@ -249,9 +417,19 @@ int run(const Options& options) {
         case kMetrics:
           metrics.serve([&] { return take_metrics(links, dataplane, server, started); });
           break;
+        case kConfigOutput:
+          config_apply.on_output();
+          break;
+        case kConfigExit:
+          config_apply.on_exit(watch_fd);
+          break;
         case kSignal: {
           signalfd_siginfo si;
-          (void)!::read(sfd.get(), &si, sizeof si);
+          if (::read(sfd.get(), &si, sizeof si) != sizeof si) break;
+          if (si.ssi_signo == SIGHUP) {
+            config_apply.start("SIGHUP", watch_fd);
+            break;
+          }
           spdlog::info(
               "umacvlan daemon stopping on signal {}; {} device(s) stay for the next start",
               si.ssi_signo, links.device_count());

@@ -9,8 +9,13 @@
 //
 // Contract: run() listens on options.socket_path (mode 0600, peers must be
 // root or hold CAP_NET_ADMIN), re-adopts the devices the state file names,
-// then loops until SIGTERM/SIGINT/SIGHUP, or until it has had no devices and
-// no client for idle_exit_seconds (0: never). Stopping never removes a
+// then loops until SIGTERM/SIGINT, or until it has had no devices and
+// no client for idle_exit_seconds (0: never). Once it listens, and again on
+// every SIGHUP, it applies options.config_path when that file exists: it
+// runs `umacvlan --socket SOCKET --no-start config apply FILE` (the CLI
+// beside this program) as a child, logs its output line by line and its
+// exit status, and never waits for it (the child is a client like any
+// other); a SIGHUP during a run queues one more run. Stopping never removes a
 // device: the next start re-adopts them all. With cleanup, it re-adopts,
 // then removes every device it made, its nftables tables and the state
 // file, and returns. Returns a process exit status (non-zero when it could
@@ -45,6 +50,9 @@ struct Options {
   // Prometheus metrics over HTTP (metrics.h): HOST:PORT, [V6]:PORT or :PORT
   // (127.0.0.1); empty: none.
   std::string metrics;
+  // The config file applied at start and on SIGHUP (cli/config_file.h);
+  // empty: none.
+  std::string config_path;
 };
 
 int run(const Options& options);

@@ -5,14 +5,15 @@
 //                   [ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ]
 //                   [ --poll-us N ] [ --max-devices N ] [ --max-sources N ]
 //                   [ --idle-exit SECONDS ] [ --cleanup ] [ --metrics [HOST]:PORT ]
+//                   [ --config FILE ]
 //
 // Logs to stdout (without time stamps, with syslog priorities when that is
 // the journal), or to --log-file.
 //
-// Plain GNU long options (CLI11); --workers, --tap-io, --poll-us and
-// --metrics fall back to UMACVLAN_WORKERS, UMACVLAN_TAP_IO, UMACVLAN_POLL_US
-// and UMACVLAN_METRICS, so a daemon the CLI starts on demand takes them from
-// the caller's environment. Exit status: daemon::run()'s, 1 for bad options.
+// Plain GNU long options (CLI11); --workers, --tap-io, --poll-us,
+// --metrics and --config fall back to UMACVLAN_WORKERS, UMACVLAN_TAP_IO,
+// UMACVLAN_POLL_US, UMACVLAN_METRICS and UMACVLAN_CONFIG, so a daemon the CLI starts on demand
+// takes them from the caller's environment. Exit status: daemon::run()'s, 1 for bad options.
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -127,6 +128,11 @@ int daemon_main(int argc, char** argv) {
             return parse_metrics_address(text, &at, &why) ? std::string() : why;
           },
           "[HOST]:PORT");
+  std::string config;
+  if (const char* env = std::getenv("UMACVLAN_CONFIG"); env != nullptr) config = env;
+  app.add_option("--config", config,
+                 "config file applied at start and on SIGHUP (default $UMACVLAN_CONFIG, else "
+                 "/etc/umacvlan/umacvlan.toml for the default socket and none for another)");
   app.add_option("--idle-exit", idle_exit_seconds,
                  "exit after this many seconds without links or clients (0: never)")
       ->check(CLI::NonNegativeNumber);
@@ -163,6 +169,11 @@ int daemon_main(int argc, char** argv) {
   options.limits = limits;
   options.cleanup = cleanup;
   options.metrics = metrics;
+  if (config.empty() && std::getenv("UMACVLAN_CONFIG") == nullptr &&
+      socket == control::kDefaultSocketPath) {
+    config = "/etc/umacvlan/umacvlan.toml";
+  }
+  options.config_path = config;
   return run(options);
 }
 
