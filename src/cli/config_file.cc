@@ -709,34 +709,35 @@ std::vector<std::pair<std::string, Netns>> all_namespaces() {
   return spaces;
 }
 
-int config_check(const std::string& path) {
+// Reads and validates FILE whole; prints why not and returns nullopt when
+// it cannot (for apply, also that nothing changed).
+std::optional<ConfigFile> load_config(const std::string& path, bool applying) {
   std::string text, why;
   if (!read_file(path, &text, &why)) {
     err(fmt::format("{}: cannot read: {}\n", path, why));
-    return kExitSyntax;
+    return std::nullopt;
   }
   auto parsed = parse_config(text, path);
   if (const auto* e = std::get_if<ConfigError>(&parsed)) {
     err(format_error(path, *e));
-    return kExitSyntax;
+    if (applying) err(fmt::format("{}: nothing changed\n", path));
+    return std::nullopt;
   }
-  out(fmt::format("{}: ok ({} devices)\n", path, std::get<ConfigFile>(parsed).devices.size()));
+  return std::get<ConfigFile>(std::move(parsed));
+}
+
+int config_check(const std::string& path) {
+  const auto file = load_config(path, /*applying=*/false);
+  if (!file) return kExitSyntax;
+  out(fmt::format("{}: ok ({} devices)\n", path, file->devices.size()));
   return 0;
 }
 
 int config_apply(const std::string& path, bool allow_start) {
-  std::string text, why;
-  if (!read_file(path, &text, &why)) {
-    err(fmt::format("{}: cannot read: {}\n", path, why));
-    return kExitSyntax;
-  }
-  auto parsed = parse_config(text, path);
-  if (const auto* e = std::get_if<ConfigError>(&parsed)) {
-    err(format_error(path, *e));
-    err(fmt::format("{}: nothing changed\n", path));
-    return kExitSyntax;
-  }
-  const ConfigFile& file = std::get<ConfigFile>(parsed);
+  const auto loaded = load_config(path, /*applying=*/true);
+  if (!loaded) return kExitSyntax;
+  const ConfigFile& file = *loaded;
+  std::string why;
 
   // One apply at a time per socket (the daemon's reload and a user's).
   const std::string record = record_path(control::default_socket_path());
