@@ -20,7 +20,7 @@ FUZZ_TARGETS = frame:src/core/umacvlan_core_fuzz:2048 \
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
-  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libmnl-dev libnftables-dev liburing-dev libcpp-httplib-dev \
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libmnl-dev libnftables-dev liburing-dev libpcap-dev libcpp-httplib-dev \
   iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux curl python3-prometheus-client \
   dnsmasq-base radvd ndisc6 busybox containernetworking-plugins help2man \
   libsystemd-dev systemd dpkg-dev file
@@ -84,10 +84,17 @@ fuzz: deps
 # AddressSanitizer + UBSan (a finding aborts): every gtest binary, then the
 # churn scenario (devices added, moved, changed, deleted while traffic
 # flows) against a daemon of that build; a sanitizer report fails it.
+# The sanitizer build is built for its tests alone: every gtest binary (a
+# test binary missing here shows up in ctest as *_NOT_BUILT, a failure), the
+# CLI and the daemon; not the benchmarks, the CNI plugin or the man page.
+# -O1 -g1: about half the compile time of -O2 -g, the same findings.
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+ASAN_TARGETS = umacvlan_core_test umacvlan_control_test umacvlan_cli_test umacvlan_cni_test \
+  umacvlan_daemon_test umacvlan_dataplane_test umacvlan_io_test umacvlan umacvlan-daemon
 asan-build: deps
-	cmake -S . -B $(ASAN_BUILD) -DUMACVLAN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cmake -S . -B $(ASAN_BUILD) -DUMACVLAN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(ASAN_TARGETS)
 
 asan: asan-build
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j 2 -L 'core|cli|control'

@@ -119,7 +119,7 @@ std::string daemon_program() {
 }
 
 int call_daemon(const control::LinkRequest& request, control::Reply* out, bool allow_start,
-                std::string* error, int netns_fd) {
+                std::string* error, int netns_fd, int* stream_fd) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
   const std::string path = control::default_socket_path();
@@ -158,8 +158,14 @@ int call_daemon(const control::LinkRequest& request, control::Reply* out, bool a
   nlohmann::json reply_json;
   int passed = -1;
   rc = control::recv_message(fd, &reply_json, &passed);
-  ::close(fd);
   if (passed >= 0) ::close(passed);
+  // A stream's lines follow its reply on the same connection.
+  int keep = -1;
+  if (stream_fd != nullptr && rc == 0 && control::streaming(request.op)) {
+    keep = fd;
+  } else {
+    ::close(fd);
+  }
   if (rc < 0) {
     if (rc == -EAGAIN) {
       *error = fmt::format("The umacvlan daemon did not answer within {} s.", kReplyTimeoutSeconds);
@@ -177,7 +183,16 @@ int call_daemon(const control::LinkRequest& request, control::Reply* out, bool a
   control::Reply reply;
   if (!control::from_json(reply_json, &reply, &why)) {
     *error = fmt::format("The umacvlan daemon's reply is malformed: {}.", why);
+    if (keep >= 0) ::close(keep);
     return -EPROTO;
+  }
+  if (keep >= 0 && reply.error == 0) {
+    // A stream may stay silent for hours: no timeout on its reads.
+    timeval none{0, 0};
+    ::setsockopt(keep, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    *stream_fd = keep;
+  } else if (keep >= 0) {
+    ::close(keep);
   }
   *out = std::move(reply);
   return 0;

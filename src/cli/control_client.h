@@ -12,6 +12,10 @@
 // parses it strictly. Returns 0 with *out filled (the reply may still carry
 // an error of the daemon's), or a negative errno with a sentence in *error
 // saying what went wrong and what to do. Never prints, never exits.
+// A stream (control::streaming(): capture, monitor) with stream_fd given:
+// on success the connection stays open and is handed over in *stream_fd
+// (the caller closes it; the daemon's lines follow, one JSON object each,
+// read with no timeout); with any error it is closed.
 #pragma once
 
 #include <string>
@@ -24,7 +28,7 @@ inline constexpr int kStartTimeoutMs = 5000;
 inline constexpr int kReplyTimeoutSeconds = 60;
 
 int call_daemon(const control::LinkRequest& request, control::Reply* out, bool allow_start,
-                std::string* error, int netns_fd = -1);
+                std::string* error, int netns_fd = -1, int* stream_fd = nullptr);
 
 // The daemon's program: umacvlan-daemon in this program's own directory
 // when it is there, else in ../../sbin from it (the CNI plugin installed in

@@ -204,20 +204,6 @@ std::array<std::uint8_t, kMinFrame> frame_bytes(MacAddress dst, MacAddress src) 
 
 // ---------------------------------------------------------------- words
 
-std::string_view reason_key(core::Reason r) {
-  switch (r) {
-    case core::Reason::kUnicast:
-      return "unicast";
-    case core::Reason::kSourceCopy:
-      return "source_copy";
-    case core::Reason::kReflect:
-      return "reflect";
-    case core::Reason::kFlood:
-      return "flood";
-  }
-  return "unknown";
-}
-
 std::string device_label(const core::Device& d) {
   return fmt::format("{} ({})", d.name, core::to_string(d.mode));
 }
@@ -409,7 +395,7 @@ Outcome outcome_of(const Context& c, const core::DecisionBatch& batch) {
     Delivery dv;
     dv.to = d.name;
     dv.kind = "device";
-    dv.reason = std::string(reason_key(t.reason));
+    dv.reason = std::string(core::to_string(t.reason));
     dv.text = target_text(c, t);
     dv.queued = v.queued && t.reason == core::Reason::kFlood;
     if (dv.queued) dv.text += " (through the broadcast queue)";

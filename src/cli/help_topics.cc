@@ -118,6 +118,26 @@ apply made that the file no longer names; an invalid file changes nothing.
 "dump" prints the running devices as a file. The daemon applies its file
 (--config) when it starts and on SIGHUP; "umacvlan reload" sends that.
 )"},
+    {"capture", "CAPTURE", "frames of a device or a port, and what the port decided",
+     R"(umacvlan capture { dev NAME | port LOWER } [-w FILE] [-c COUNT] [FILTER]
+"dev NAME" shows what the device sent (out) and what the port gave it (in);
+"port LOWER" every frame the port handled, from the lower or a device. Each
+text line ends with the port's decision: the devices that got a copy and why
+(unicast, flood, source list, reflected), "stack" (the lower's own), "wire",
+or why it was dropped. -w FILE writes a pcap file for tcpdump or Wireshark
+("-": standard output); FILTER is a pcap-filter(7) expression. Frames are
+cut at 2048 bytes (the file keeps their length). Copies go through a bounded
+queue: a capture never slows the data path, and what it could not keep is
+counted in the summary ("dropped by umacvlan"). No capture, no cost.
+)"},
+    {"monitor", "MONITOR", "events as they happen, like ip monitor",
+     R"(umacvlan [-j] monitor [all | link | port | refused | drops]... [-c COUNT]
+One line per event: a device added, changed (name, address, mtu, mode, up),
+moved to another namespace or removed, whoever did it (umacvlan, ip, a
+namespace that died); a lower's carrier and changes; a request the daemon
+refused, with its reason; and, once a second while they occur, the frames
+each port dropped, by reason. -j prints each event as one JSON object.
+)"},
 };
 
 const Topic* find(std::string_view name) {

@@ -6,6 +6,10 @@
 //   umacvlan [ -j ] lab ...       a lab of namespaces that shows it live (lab.h)
 //   umacvlan config { check | apply | dump } ...   the config file (config_file.h)
 //   umacvlan reload               the daemon applies its config file again
+//   umacvlan capture { dev NAME | port LOWER } [ -w FILE ] [ -c N ] [ FILTER ]
+//                                 frames and the port's decisions (capture.h)
+//   umacvlan [ -j ] monitor [ link | port | refused | drops ] [ -c N ]
+//                                 events as they happen (monitor.h)
 //   umacvlan { help [TOPIC] | -V }
 //
 // ip's global options come before the object, are single-dash words
@@ -19,13 +23,16 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +40,7 @@
 #include <variant>
 #include <vector>
 
+#include "cli/capture.h"
 #include "cli/config_file.h"
 #include "cli/control_client.h"
 #include "cli/explain.h"
@@ -40,6 +48,7 @@
 #include "cli/lab.h"
 #include "cli/link_parser.h"
 #include "cli/link_printer.h"
+#include "cli/monitor.h"
 #include "control/control_channel.h"
 
 #ifndef UMACVLAN_VERSION
@@ -90,6 +99,9 @@ std::string usage() {
          "[ --no-drawbacks ] [ --svg FILE ]\n"
          "  or:  umacvlan config { check [ FILE ] | apply [ FILE ] | dump }\n"
          "  or:  umacvlan reload\n"
+         "  or:  umacvlan capture { dev NAME | port LOWER } [ -w FILE ] [ -c COUNT ] [ FILTER ]\n"
+         "  or:  umacvlan [ -j ] monitor [ all | link | port | refused | drops ]... "
+         "[ -c COUNT ]\n"
          "  or:  umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] "
          "[ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ] [ --poll-us N ] "
          "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ] "
@@ -226,6 +238,96 @@ int run_link(const std::vector<std::string>& args, const GlobalOptions& global) 
   return 0;
 }
 
+// Set by SIGINT/SIGTERM while a capture or monitor runs: the stream ends
+// and the summary is still printed.
+std::atomic<bool> g_stop{false};
+
+void on_stop_signal(int) {
+  g_stop.store(true);
+}
+
+// Opens a stream (capture, monitor) with request; on success, runs consume
+// with the stream's lines until it ends, Ctrl-C, or consume is done.
+template <typename Consume>
+int run_stream(const control::LinkRequest& request, const GlobalOptions& global,
+               Consume&& consume) {
+  int netns_fd = -1;
+  if (global.netns) {
+    netns_fd = open_netns(*global.netns);
+    if (netns_fd < 0) return kExitUsage;
+  }
+  control::Reply reply;
+  std::string error;
+  int fd = -1;
+  const int rc = call_daemon(request, &reply, !global.no_start, &error, netns_fd, &fd);
+  if (netns_fd >= 0) ::close(netns_fd);
+  if (rc < 0) {
+    write_out(stderr, error + "\n");
+    return kExitUnreachable;
+  }
+  if (reply.error != 0) {
+    std::string message = reply.message.empty()
+                              ? fmt::format("RTNETLINK answers: {}", std::strerror(reply.error))
+                              : reply.message;
+    if (message.back() != '\n') message += '\n';
+    write_out(stderr, message);
+    return reply.error == ENODEV ? kExitSyntax : kExitRefused;
+  }
+  // Interrupted reads return (no SA_RESTART), so the loop sees g_stop.
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  std::string buffer;
+  const LineSource lines = [&](std::string* line) {
+    for (;;) {
+      if (const auto nl = buffer.find('\n'); nl != std::string::npos) {
+        line->assign(buffer, 0, nl);
+        buffer.erase(0, nl + 1);
+        return true;
+      }
+      if (g_stop.load()) return false;
+      char chunk[65536];
+      const ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n > 0) {
+        buffer.append(chunk, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        return false;
+      }
+    }
+  };
+  const int code = consume(lines);
+  ::close(fd);
+  return code;
+}
+
+// `capture ...` and `monitor ...`: "help", or the words parsed whole (an
+// error changes nothing: no request is sent), then the stream.
+template <typename Args, typename Stream>
+int run_stream_command(const std::vector<std::string>& words, const GlobalOptions& global,
+                       std::string (*usage)(),
+                       bool (*parse)(const std::vector<std::string>&, Args*, std::string*),
+                       control::LinkOp op, Stream&& stream) {
+  if (words.size() == 1 && words[0] == "help") {
+    write_out(stdout, usage());
+    return 0;
+  }
+  Args args;
+  std::string error;
+  if (!parse(words, &args, &error)) {
+    write_out(stderr, error);
+    return kExitSyntax;
+  }
+  args.json = global.print.json;
+  control::LinkRequest req;
+  req.op = op;
+  if constexpr (std::is_same_v<Args, CaptureArgs>)
+    (args.kind == CaptureArgs::kDev ? req.name : req.link) = args.name;
+  return run_stream(req, global, [&](const LineSource& lines) {
+    return stream(args, lines, std::cout, std::cerr, &g_stop);
+  });
+}
+
 // `umacvlan help [TOPIC]`; `help --man` prints the topics as help2man
 // sections (the build makes the man page from them).
 int run_help(const std::vector<std::string>& args) {
@@ -289,6 +391,16 @@ int run(const std::vector<std::string>& args) {
   if (args[object] == "lab") return run_lab(rest, global.print.json, global.print.pretty);
   if (args[object] == "config") return run_config(rest, !global.no_start);
   if (args[object] == "reload") return run_reload(rest);
+  if (args[object] == "capture") {
+    return run_stream_command<CaptureArgs>(
+        rest, global, capture_usage, parse_capture_args, control::LinkOp::kCapture,
+        [](const CaptureArgs& a, const LineSource& l, std::ostream& o, std::ostream& e,
+           const std::atomic<bool>* stop) { return run_capture_stream(a, l, o, e, stop); });
+  }
+  if (args[object] == "monitor") {
+    return run_stream_command<MonitorArgs>(rest, global, monitor_usage, parse_monitor_args,
+                                           control::LinkOp::kMonitor, run_monitor_stream);
+  }
   if (args[object] == "link") return run_link(rest, global);
   if (args[object] == "daemon") return run_daemon(rest, global);
   write_out(stderr,

@@ -9,12 +9,14 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<LinkOp, std::string_view>, 5> kOps{{
+constexpr std::array<std::pair<LinkOp, std::string_view>, 7> kOps{{
     {LinkOp::kAdd, "add"},
     {LinkOp::kSet, "set"},
     {LinkOp::kDelete, "delete"},
     {LinkOp::kShow, "show"},
     {LinkOp::kPort, "port"},
+    {LinkOp::kCapture, "capture"},
+    {LinkOp::kMonitor, "monitor"},
 }};
 
 constexpr std::array<std::pair<core::SourceOp, std::string_view>, 5> kMacaddrModes{{
@@ -278,8 +280,8 @@ bool from_json(const json& j, LinkRequest* out, std::string* error) {
   if ((r.op == LinkOp::kSet || r.op == LinkOp::kDelete) && r.name.empty()) {
     return fail(error, std::string(to_string(r.op)) + " needs \"name\"");
   }
-  if (r.op == LinkOp::kPort && r.name.empty() == r.link.empty()) {
-    return fail(error, "port needs either \"name\" or \"link\"");
+  if ((r.op == LinkOp::kPort || r.op == LinkOp::kCapture) && r.name.empty() == r.link.empty()) {
+    return fail(error, std::string(to_string(r.op)) + " needs either \"name\" or \"link\"");
   }
   *out = std::move(r);
   return true;

@@ -5,8 +5,9 @@
 // already validated by the CLI's parser (the daemon validates again against
 // its state), or a `port` query (`umacvlan explain`): the whole port of the
 // device `name`, or of the lower `link` (exactly one of the two), both named
-// in the caller's namespace. to_json() writes only the fields that are set, with stable key
-// names; from_json() is strict: it refuses unknown keys, unknown ops and
+// in the caller's namespace; or a stream: `capture` of one device (`name`)
+// or of a whole port (`link`, the lower), or `monitor`. to_json() writes only the fields that are
+// set, with stable key names; from_json() is strict: it refuses unknown keys, unknown ops and
 // modes, values of the wrong JSON type or out of range and addresses that are
 // not "xx:xx:xx:xx:xx:xx", reporting one sentence in *error and leaving *out
 // untouched. A Reply carries a positive errno (0 = success), the sentence to
@@ -29,7 +30,14 @@
 
 namespace umacvlan::control {
 
-enum class LinkOp { kAdd, kSet, kDelete, kShow, kPort };
+enum class LinkOp { kAdd, kSet, kDelete, kShow, kPort, kCapture, kMonitor };
+
+// Streams: after a successful reply to kCapture or kMonitor the daemon keeps
+// the connection and sends one JSON object per line until either side
+// closes it (see daemon/capture.h and daemon/monitor.h for the lines).
+inline bool streaming(LinkOp op) {
+  return op == LinkOp::kCapture || op == LinkOp::kMonitor;
+}
 
 struct LinkRequest {
   LinkOp op = LinkOp::kShow;

@@ -47,7 +47,8 @@ TEST(ControlProtocol, FullRequestRoundTrips) {
 }
 
 TEST(ControlProtocol, EveryOpRoundTrips) {
-  for (LinkOp op : {LinkOp::kAdd, LinkOp::kSet, LinkOp::kDelete, LinkOp::kShow, LinkOp::kPort}) {
+  for (LinkOp op : {LinkOp::kAdd, LinkOp::kSet, LinkOp::kDelete, LinkOp::kShow, LinkOp::kPort,
+                    LinkOp::kCapture}) {
     LinkRequest r;
     r.op = op;
     r.name = "m0";
@@ -88,6 +89,30 @@ TEST(ControlProtocol, PortQueryRoundTripsByDeviceOrLower) {
   by_lower.link = "eth0";
   EXPECT_EQ(to_json(by_lower), json::parse(R"({"op":"port","link":"eth0"})"));
   EXPECT_EQ(round_trip(by_lower), by_lower);
+}
+
+TEST(ControlProtocol, StreamsAreCaptureOfADeviceOrPortAndMonitor) {
+  LinkRequest dev;
+  dev.op = LinkOp::kCapture;
+  dev.name = "mva";
+  EXPECT_EQ(to_json(dev), json::parse(R"({"op":"capture","name":"mva"})"));
+  EXPECT_EQ(round_trip(dev), dev);
+  LinkRequest port;
+  port.op = LinkOp::kCapture;
+  port.link = "eth0";
+  EXPECT_EQ(round_trip(port), port);
+  LinkRequest monitor;
+  monitor.op = LinkOp::kMonitor;
+  EXPECT_EQ(to_json(monitor), json::parse(R"({"op":"monitor"})"));
+  EXPECT_EQ(round_trip(monitor), monitor);
+  EXPECT_TRUE(streaming(LinkOp::kCapture));
+  EXPECT_TRUE(streaming(LinkOp::kMonitor));
+  EXPECT_FALSE(streaming(LinkOp::kShow));
+  LinkRequest out;
+  std::string error;
+  EXPECT_FALSE(from_json(json::parse(R"({"op":"capture"})"), &out, &error));
+  EXPECT_EQ(error, "capture needs either \"name\" or \"link\"");
+  EXPECT_FALSE(from_json(json::parse(R"({"op":"capture","name":"a","link":"b"})"), &out, &error));
 }
 
 TEST(ControlProtocol, ShowAllHasNoName) {

@@ -4,6 +4,21 @@
 #include <utility>
 
 namespace umacvlan::core {
+
+std::string_view to_string(Reason r) {
+  switch (r) {
+    case Reason::kUnicast:
+      return "unicast";
+    case Reason::kSourceCopy:
+      return "source_copy";
+    case Reason::kReflect:
+      return "reflect";
+    case Reason::kFlood:
+      return "flood";
+  }
+  return "unknown";
+}
+
 namespace {
 
 constexpr ModeMask kFromOutside =

@@ -173,6 +173,9 @@ enum class Reason : std::uint8_t {
   kFlood,       // multicast/broadcast flood
 };
 
+// "unicast", "source_copy", "reflect", "flood".
+std::string_view to_string(Reason r);
+
 struct Target {
   DeviceId device;
   Reason reason;

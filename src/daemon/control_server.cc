@@ -148,7 +148,8 @@ void ControlServer::answer(Client& c, const control::Reply& reply) {
   c.writing = true;
   c.in.clear();
   c.netns.reset();
-  c.deadline = Clock::now() + std::chrono::milliseconds(limits_.reply_timeout_ms);
+  c.deadline = c.stream != 0 ? Clock::time_point::max()
+                             : Clock::now() + std::chrono::milliseconds(limits_.reply_timeout_ms);
   set_events(c.fd.get(), EPOLLOUT);
   on_writable(c);
 }
@@ -165,7 +166,64 @@ void ControlServer::on_writable(Client& c) {
     }
     c.sent += static_cast<std::size_t>(n);
   }
+  if (c.stream != 0 && !c.ending) {
+    // Everything sent: wait for more lines, or for the client to go.
+    c.out.clear();
+    c.sent = 0;
+    set_events(c.fd.get(), EPOLLIN | EPOLLRDHUP);
+    return;
+  }
   close_client(c.fd.get());
+}
+
+void ControlServer::on_stream_event(Client& c, std::uint32_t events) {
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+    // A stream's client has nothing more to say: what it sends is read
+    // and dropped; its end ends the stream.
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      close_client(c.fd.get());
+      return;
+    }
+  }
+  if ((events & EPOLLOUT) != 0 || c.sent < c.out.size()) on_writable(c);
+}
+
+bool ControlServer::send_line(StreamId id, std::string_view line) {
+  auto s = streams_.find(id);
+  if (s == streams_.end()) return false;
+  auto it = clients_.find(s->second);
+  if (it == clients_.end()) return false;
+  Client& c = *it->second;
+  if (c.ending) return false;
+  if (c.sent > 0 && c.sent * 2 >= c.out.size()) {
+    c.out.erase(0, c.sent);
+    c.sent = 0;
+  }
+  if (c.out.size() - c.sent + line.size() + 1 > limits_.max_stream_buffer) return false;
+  const bool idle = c.sent == c.out.size();
+  c.out.append(line);
+  c.out.push_back('\n');
+  if (idle) {
+    // The first line goes at once; the rest when the socket takes it.
+    set_events(c.fd.get(), EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+  }
+  return true;
+}
+
+void ControlServer::end_stream(StreamId id) {
+  auto s = streams_.find(id);
+  if (s == streams_.end()) return;
+  auto it = clients_.find(s->second);
+  if (it == clients_.end()) return;
+  Client& c = *it->second;
+  c.ending = true;
+  c.deadline = Clock::now() + std::chrono::milliseconds(limits_.reply_timeout_ms);
+  set_events(c.fd.get(), EPOLLOUT);
 }
 
 void ControlServer::on_readable(Client& c) {
@@ -204,6 +262,12 @@ void ControlServer::on_readable(Client& c) {
     } else if (!caller.valid()) {
       ++stats_.malformed;
       reply = failure(EINVAL, "Error: request without the caller's network namespace.");
+    } else if (control::streaming(req.op) && streams_.size() >= limits_.max_streams) {
+      ++stats_.served;
+      ++stats_.refused;
+      reply =
+          failure(EBUSY, "Error: the daemon already serves " + std::to_string(limits_.max_streams) +
+                             " captures and monitors; end one first.");
     } else {
       ++stats_.served;
       try {
@@ -221,6 +285,17 @@ void ControlServer::on_readable(Client& c) {
         reply = failure(EIO, "Error: internal error in the umacvlan daemon.");
       }
     }
+    if (reply.error == 0 && control::streaming(req.op)) {
+      const StreamId id = next_stream_++;
+      const int fd = c.fd.get();
+      c.stream = id;
+      streams_.emplace(id, fd);
+      ++stats_.streams;
+      answer(c, reply);
+      // Announced only if the reply could be sent (the client is still here).
+      if (clients_.count(fd) != 0 && stream_opened_) stream_opened_(id, req, caller);
+      return;
+    }
     answer(c, reply);
     return;
   }
@@ -228,7 +303,11 @@ void ControlServer::on_readable(Client& c) {
 
 void ControlServer::close_client(int fd) {
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  clients_.erase(fd);
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  const StreamId stream = it->second->stream;
+  clients_.erase(it);
+  if (stream != 0 && streams_.erase(stream) != 0 && stream_closed_) stream_closed_(stream);
 }
 
 void ControlServer::expire(Clock::time_point now) {
@@ -271,7 +350,9 @@ void ControlServer::process() {
     auto it = clients_.find(fd);
     if (it == clients_.end()) continue;
     Client& c = *it->second;
-    if (c.writing) {
+    if (c.stream != 0) {
+      on_stream_event(c, evs[i].events);
+    } else if (c.writing) {
       on_writable(c);
     } else if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
       on_readable(c);

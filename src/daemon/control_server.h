@@ -22,6 +22,18 @@
 // - The handler runs on the calling thread, once per complete, well-formed
 //   request; an exception out of it becomes an EIO reply ("internal error")
 //   and is counted, and the server goes on.
+// - Streams (control::streaming(op): capture, monitor): when the handler
+//   answers such a request with success, the connection stays open after
+//   the reply. The server calls on_stream_open(id, request, caller) and
+//   from then on the owner sends lines with send_line(id, ...); the
+//   client's own bytes are read and ignored; the stream ends when the
+//   client closes (on_stream_closed(id) is called) or the owner calls
+//   end_stream(id) (the queued lines are still sent, within
+//   reply_timeout_ms). A stream never makes the server wait: lines beyond
+//   max_stream_buffer unsent bytes are refused (send_line() returns false,
+//   the owner counts them as lost). Beyond max_streams open streams a new
+//   one is refused with EBUSY before the handler sees it. Streams have no
+//   deadline and do not count against max_clients.
 // - The socket file is removed by the destructor. Single-threaded.
 #pragma once
 
@@ -31,6 +43,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "control/control_protocol.h"
 #include "io/netns.h"
@@ -43,6 +56,8 @@ struct ControlLimits {
   int request_timeout_ms = 5000;
   int reply_timeout_ms = 5000;
   std::size_t max_clients = 64;
+  std::size_t max_streams = 16;
+  std::size_t max_stream_buffer = 1u << 20;
 };
 
 class ControlServer {
@@ -50,6 +65,10 @@ class ControlServer {
   using Handler =
       std::function<control::Reply(const control::LinkRequest&, const io::NetnsFd& caller)>;
   using Clock = std::chrono::steady_clock;
+  using StreamId = std::uint64_t;
+  using StreamOpened =
+      std::function<void(StreamId, const control::LinkRequest&, const io::NetnsFd& caller)>;
+  using StreamClosed = std::function<void(StreamId)>;
 
   static constexpr int kAcceptRetryMs = 100;
 
@@ -67,6 +86,7 @@ class ControlServer {
     std::uint64_t handler_errors = 0;  // exceptions caught
     std::uint64_t accept_errors = 0;   // EMFILE and friends
     std::uint64_t over_capacity = 0;   // closed beyond max_clients
+    std::uint64_t streams = 0;         // streams opened
   };
 
   ControlServer() = default;
@@ -78,11 +98,22 @@ class ControlServer {
   static int open(const std::string& path, Handler handler, ControlServer* out,
                   Limits limits = Limits{});
 
+  void set_stream_handlers(StreamOpened opened, StreamClosed closed) {
+    stream_opened_ = std::move(opened);
+    stream_closed_ = std::move(closed);
+  }
+  // Queues one line (a '\n' is added) on stream id; false when the stream
+  // is gone or its buffer is full (the line is not sent).
+  bool send_line(StreamId id, std::string_view line);
+  // Closes stream id once its queued lines are sent.
+  void end_stream(StreamId id);
+  std::size_t streams() const { return streams_.size(); }
+
   int fd() const { return epoll_.get(); }
   void process();
   // Milliseconds until the next deadline (0 if one passed), -1 if none.
   int next_timeout_ms() const;
-  std::size_t clients() const { return clients_.size(); }
+  std::size_t clients() const { return clients_.size() - streams_.size(); }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -93,6 +124,8 @@ class ControlServer {
     std::string out;
     std::size_t sent = 0;
     bool writing = false;
+    StreamId stream = 0;  // non-zero: a stream
+    bool ending = false;  // a stream closed once out is sent
     Clock::time_point deadline;
   };
 
@@ -102,6 +135,7 @@ class ControlServer {
   // Queues reply (switching the client to writing) and tries to send it.
   void answer(Client& c, const control::Reply& reply);
   void close_client(int fd);
+  void on_stream_event(Client& c, std::uint32_t events);
   void expire(Clock::time_point now);
   void set_events(int fd, std::uint32_t events);
 
@@ -113,6 +147,10 @@ class ControlServer {
   bool accepting_ = true;
   Clock::time_point accept_resume_;
   std::map<int, std::unique_ptr<Client>> clients_;
+  std::map<StreamId, int> streams_;  // to the client's fd
+  StreamId next_stream_ = 1;
+  StreamOpened stream_opened_;
+  StreamClosed stream_closed_;
   Stats stats_;
 };
 

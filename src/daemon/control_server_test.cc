@@ -9,11 +9,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "control/control_channel.h"
 
@@ -300,6 +302,131 @@ TEST_F(ControlServerTest, ClientsBeyondTheLimitAreClosedAtOnce) {
   EXPECT_EQ(server_.clients(), 2u);
   EXPECT_EQ(server_.stats().over_capacity, 2u);
   for (int fd : fds) ::close(fd);
+}
+
+std::string stream_request() {
+  control::LinkRequest r;
+  r.op = control::LinkOp::kMonitor;
+  return control::to_json(r).dump() + "\n";
+}
+
+// Reads until n newlines arrived, or 5 s.
+std::string read_lines(int fd, int n) {
+  std::string got;
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (std::count(got.begin(), got.end(), '\n') < n && std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    const ssize_t k = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (k <= 0) break;
+    got.append(buf, static_cast<std::size_t>(k));
+  }
+  return got;
+}
+
+TEST_F(ControlServerTest, AStreamStaysOpenAfterItsReplyAndCarriesLines) {
+  std::vector<ControlServer::StreamId> opened, closed;
+  open([](const control::LinkRequest&, const io::NetnsFd&) { return ok_reply(""); });
+  server_.set_stream_handlers(
+      [&](ControlServer::StreamId id, const control::LinkRequest& req, const io::NetnsFd& ns) {
+        EXPECT_EQ(req.op, control::LinkOp::kMonitor);
+        EXPECT_TRUE(ns.valid());
+        opened.push_back(id);
+      },
+      [&](ControlServer::StreamId id) { closed.push_back(id); });
+  const int fd = connect_and_send(stream_request());
+  ASSERT_TRUE(pump([&] { return !opened.empty(); }));
+  EXPECT_EQ(server_.streams(), 1u);
+  EXPECT_EQ(server_.clients(), 0u);          // streams are not pending clients
+  EXPECT_EQ(server_.next_timeout_ms(), -1);  // and have no deadline
+  EXPECT_TRUE(server_.send_line(opened[0], R"({"type":"one"})"));
+  EXPECT_TRUE(server_.send_line(opened[0], R"({"type":"two"})"));
+  std::string got;
+  std::thread reader([&] { got = read_lines(fd, 3); });
+  pump([&] { return std::count(got.begin(), got.end(), '\n') >= 3; }, 2s);
+  reader.join();
+  EXPECT_EQ(got, "{\"error\":0,\"links\":[]}\n{\"type\":\"one\"}\n{\"type\":\"two\"}\n");
+  // The client goes: the owner hears of it, and lines go nowhere.
+  ::close(fd);
+  ASSERT_TRUE(pump([&] { return !closed.empty(); }));
+  EXPECT_EQ(closed, opened);
+  EXPECT_EQ(server_.streams(), 0u);
+  EXPECT_FALSE(server_.send_line(opened[0], "{}"));
+}
+
+TEST_F(ControlServerTest, AStreamThatIsNotReadLosesLinesAndNeverBlocks) {
+  ControlLimits limits;
+  limits.max_stream_buffer = 64 * 1024;
+  std::vector<ControlServer::StreamId> opened;
+  open([](const control::LinkRequest&, const io::NetnsFd&) { return ok_reply(""); }, limits);
+  server_.set_stream_handlers([&](ControlServer::StreamId id, const control::LinkRequest&,
+                                  const io::NetnsFd&) { opened.push_back(id); },
+                              [](ControlServer::StreamId) {});
+  const int fd = connect_and_send(stream_request());
+  ASSERT_TRUE(pump([&] { return !opened.empty(); }));
+  const std::string line(1000, 'x');
+  std::size_t sent = 0, refused = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5000; ++i) {
+    (server_.send_line(opened[0], line) ? sent : refused)++;
+    server_.process();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  // What the socket and the buffer hold went; the rest was refused.
+  EXPECT_GT(sent, 0u);
+  EXPECT_GT(refused, 0u);
+  EXPECT_EQ(sent + refused, 5000u);
+  ::close(fd);
+}
+
+TEST_F(ControlServerTest, EndStreamSendsWhatIsQueuedThenCloses) {
+  std::vector<ControlServer::StreamId> opened, closed;
+  open([](const control::LinkRequest&, const io::NetnsFd&) { return ok_reply(""); });
+  server_.set_stream_handlers([&](ControlServer::StreamId id, const control::LinkRequest&,
+                                  const io::NetnsFd&) { opened.push_back(id); },
+                              [&](ControlServer::StreamId id) { closed.push_back(id); });
+  const int fd = connect_and_send(stream_request());
+  ASSERT_TRUE(pump([&] { return !opened.empty(); }));
+  EXPECT_TRUE(server_.send_line(opened[0], R"({"type":"end"})"));
+  server_.end_stream(opened[0]);
+  EXPECT_FALSE(server_.send_line(opened[0], R"({"type":"late"})"));
+  ASSERT_TRUE(pump([&] { return !closed.empty(); }));
+  const std::string got = read_lines(fd, 10);  // to EOF
+  EXPECT_EQ(got, "{\"error\":0,\"links\":[]}\n{\"type\":\"end\"}\n");
+  ::close(fd);
+}
+
+TEST_F(ControlServerTest, StreamsBeyondTheLimitAreRefusedBeforeTheHandler) {
+  ControlLimits limits;
+  limits.max_streams = 1;
+  int handled = 0;
+  std::vector<ControlServer::StreamId> opened;
+  open(
+      [&](const control::LinkRequest&, const io::NetnsFd&) {
+        ++handled;
+        return ok_reply("");
+      },
+      limits);
+  server_.set_stream_handlers([&](ControlServer::StreamId id, const control::LinkRequest&,
+                                  const io::NetnsFd&) { opened.push_back(id); },
+                              [](ControlServer::StreamId) {});
+  const int first = connect_and_send(stream_request());
+  ASSERT_TRUE(pump([&] { return opened.size() == 1; }));
+  const int second = connect_and_send(stream_request());
+  control::Reply reply;
+  std::atomic<bool> got{false};
+  std::thread client([&] {
+    reply = read_reply(second);
+    got = true;
+  });
+  pump([&] { return got.load(); });
+  client.join();
+  EXPECT_EQ(reply.error, EBUSY);
+  EXPECT_EQ(handled, 1);
+  EXPECT_EQ(opened.size(), 1u);
+  ::close(first);
+  ::close(second);
 }
 
 }  // namespace

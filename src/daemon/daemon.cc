@@ -7,9 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,10 +21,13 @@
 #include <vector>
 
 #include "control/control_channel.h"
+#include "daemon/capture_service.h"
+#include "daemon/config_applier.h"
 #include "daemon/control_server.h"
 #include "daemon/dataplane.h"
 #include "daemon/link_service.h"
 #include "daemon/metrics.h"
+#include "daemon/monitor_service.h"
 #include "daemon/service_manager.h"
 #include "io/netns.h"
 #include "io/netns_watch.h"
@@ -41,6 +42,8 @@ constexpr long kTickMillis = 250;
 // How often namespace liveness is checked without a trigger (a process that
 // left a namespace with setns() raises none).
 constexpr int kLivenessTicks = 20;
+// `umacvlan monitor` reports drops by reason this often (ticks).
+constexpr int kDropTicks = 4;
 
 // Names this daemon's nftables tables (umacvlan_<instance>_N): 8 hex
 // digits of the state file's path, so that daemons on different sockets
@@ -69,165 +72,6 @@ enum Tag : std::uint64_t {
 std::string status_of(const LinkService& links) {
   return fmt::format("{} device(s) on {} lower(s)", links.device_count(), links.port_count());
 }
-
-// The CLI program beside ours (the build, PREFIX/sbin), else from PATH.
-std::string cli_program() {
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    std::string path(self, static_cast<std::size_t>(n));
-    path = path.substr(0, path.find_last_of('/') + 1) + "umacvlan";
-    if (::access(path.c_str(), X_OK) == 0) return path;
-  }
-  return "umacvlan";
-}
-
-// `umacvlan config apply FILE --socket SOCKET` as a child of the control
-// loop: it talks to us like any client, so the loop must never wait for
-// it. Its output (stdout and stderr, one pipe) is logged line by line, its
-// exit through a pidfd. A reload asked for while one runs runs after it.
-class ConfigApply {
- public:
-  ConfigApply(std::string file, std::string socket)
-      : file_(std::move(file)), socket_(std::move(socket)) {}
-
-  // Starts a run, or queues one behind the running one; logs why not when
-  // there is no file.
-  // watch_fd(fd, tag) adds a descriptor to the loop.
-  template <typename Watch>
-  void start(const char* why, Watch&& watch_fd) {
-    if (file_.empty()) {
-      spdlog::info("{}: no config file to apply (--config, UMACVLAN_CONFIG)", why);
-      return;
-    }
-    if (::access(file_.c_str(), F_OK) != 0) {
-      spdlog::info("{}: config file {} does not exist: nothing to apply", why, file_);
-      return;
-    }
-    if (pid_ > 0) {
-      spdlog::info("{}: an apply of {} is running; another follows it", why, file_);
-      again_ = true;
-      return;
-    }
-    const std::string exe = cli_program();
-    const char* argv[] = {exe.c_str(), "--socket", socket_.c_str(), "--no-start",
-                          "config",    "apply",    file_.c_str(),   nullptr};
-    // Our service manager's variables are ours alone.
-    std::vector<char*> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string_view v(*e);
-      if (v.starts_with("NOTIFY_SOCKET=") || v.starts_with("WATCHDOG_")) continue;
-      env.push_back(*e);
-    }
-    env.push_back(nullptr);
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      spdlog::error("{}: cannot apply {}: pipe: {}", why, file_, std::strerror(errno));
-      return;
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      // Only async-signal-safe calls until exec: other threads exist.
-      ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-      ::signal(SIGPIPE, SIG_DFL);
-      const int null = ::open("/dev/null", O_RDONLY);
-      if (null >= 0) ::dup2(null, STDIN_FILENO);
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::dup2(fds[1], STDERR_FILENO);
-      ::close_range(STDERR_FILENO + 1, ~0U, 0);
-      ::execvpe(argv[0], const_cast<char* const*>(argv), env.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    io::OwnedFd output(fds[0]);
-    if (pid < 0) {
-      spdlog::error("{}: cannot apply {}: fork: {}", why, file_, std::strerror(errno));
-      return;
-    }
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd < 0) {
-      // Without a pidfd we cannot see it end without waiting: reap it in
-      // the next ticks instead.
-      spdlog::warn("{}: pidfd_open: {}", why, std::strerror(errno));
-    }
-    ::fcntl(output.get(), F_SETFL, O_NONBLOCK);
-    spdlog::info("{}: applying {} ({} config apply, pid {})", why, file_, exe, pid);
-    pid_ = pid;
-    output_ = std::move(output);
-    pidfd_.reset(pidfd);
-    watch_fd(output_.get(), kConfigOutput);
-    if (pidfd_.valid()) watch_fd(pidfd_.get(), kConfigExit);
-  }
-
-  // kConfigOutput: logs the complete lines read so far.
-  void on_output() {
-    if (!output_.valid()) return;
-    char buf[4096];
-    for (;;) {
-      const ssize_t n = ::read(output_.get(), buf, sizeof buf);
-      if (n > 0) {
-        partial_.append(buf, static_cast<std::size_t>(n));
-        log_lines(false);
-        continue;
-      }
-      if (n == 0) {
-        log_lines(true);
-        output_.reset();  // closing it takes it out of the epoll set
-      }
-      return;
-    }
-  }
-
-  // kConfigExit (or a tick without a pidfd): logs the status when the child
-  // has ended, then starts the queued run.
-  template <typename Watch>
-  void on_exit(Watch&& watch_fd) {
-    if (pid_ <= 0) return;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) != pid_) return;
-    on_output();
-    log_lines(true);
-    output_.reset();
-    pidfd_.reset();
-    pid_ = -1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      spdlog::info("config apply of {}: done", file_);
-    } else if (WIFEXITED(status)) {
-      spdlog::warn("config apply of {}: exit status {}", file_, WEXITSTATUS(status));
-    } else {
-      spdlog::warn("config apply of {}: killed by signal {}", file_, WTERMSIG(status));
-    }
-    if (again_) {
-      again_ = false;
-      start("reload", watch_fd);
-    }
-  }
-
-  bool running_without_pidfd() const { return pid_ > 0 && !pidfd_.valid(); }
-
- private:
-  void log_lines(bool flush) {
-    std::size_t start = 0;
-    for (std::size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
-      spdlog::info("config: {}", partial_.substr(start, nl - start));
-    }
-    partial_.erase(0, start);
-    if (flush && !partial_.empty()) {
-      spdlog::info("config: {}", partial_);
-      partial_.clear();
-    }
-  }
-
-  std::string file_;
-  std::string socket_;
-  pid_t pid_ = -1;
-  io::OwnedFd output_;
-  io::OwnedFd pidfd_;
-  std::string partial_;
-  bool again_ = false;
-};
 
 }  // namespace
 
@@ -283,12 +127,28 @@ int run(const Options& options) {
   LinkService links(config, dataplane, watch);
 
   ControlServer server;
+  MonitorService monitors(links, server);
+  CaptureService captures(links, server, dataplane.workers());
   const int listened = ControlServer::open(
       options.socket_path,
       [&](const control::LinkRequest& req, const io::NetnsFd& caller) {
-        return links.handle(req, caller);
+        control::Reply reply = links.handle(req, caller);
+        monitors.refused(req, reply);
+        return reply;
       },
       &server);
+  server.set_stream_handlers(
+      [&](ControlServer::StreamId id, const control::LinkRequest& req, const io::NetnsFd& caller) {
+        if (req.op == control::LinkOp::kCapture) {
+          captures.open(id, req, caller);
+        } else {
+          monitors.open(id);
+        }
+      },
+      [&](ControlServer::StreamId id) {
+        captures.closed(id);
+        monitors.closed(id);
+      });
   if (listened < 0) {
     spdlog::error("cannot listen on {}: {}{}", options.socket_path, std::strerror(-listened),
                   listened == -EADDRINUSE ? " (another umacvlan daemon serves it)" : "");
@@ -365,15 +225,22 @@ int run(const Options& options) {
                    : "");
   manager.ready(status_of(links));
   // The config file: once now that we listen, again on every SIGHUP.
-  ConfigApply config_apply(options.config_path, options.socket_path);
-  config_apply.start("start", watch_fd);
+  ConfigApplier config_apply(
+      options.config_path, options.socket_path,
+      [&](int fd, std::uint64_t tag) { watch_fd(fd, static_cast<Tag>(tag)); }, kConfigOutput,
+      kConfigExit);
+  config_apply.start("start");
 
   long idle_ms = 0;
   int ticks = 0;
   bool running = true;
   epoll_event evs[16];
   while (running) {
-    const int n = ::epoll_wait(ep.get(), evs, 16, server.next_timeout_ms());
+    int timeout = server.next_timeout_ms();
+    // A capture drains its queues this often.
+    if (captures.active() && (timeout < 0 || timeout > CaptureService::kDrainMs))
+      timeout = CaptureService::kDrainMs;
+    const int n = ::epoll_wait(ep.get(), evs, 16, timeout);
     if (n < 0 && errno != EINTR) {
       spdlog::error("epoll_wait: {}", std::strerror(errno));
       break;
@@ -405,7 +272,8 @@ int run(const Options& options) {
           if (options.idle_exit_seconds > 0 && idle_ms > options.idle_exit_seconds * 1000L)
             running = false;
           manager.status(status_of(links));
-          if (config_apply.running_without_pidfd()) config_apply.on_exit(watch_fd);
+          if (config_apply.running_without_pidfd()) config_apply.on_exit();
+          if (ticks % kDropTicks == 0) monitors.drops();
           break;
         }
         case kWatchdog: {
@@ -421,13 +289,13 @@ int run(const Options& options) {
           config_apply.on_output();
           break;
         case kConfigExit:
-          config_apply.on_exit(watch_fd);
+          config_apply.on_exit();
           break;
         case kSignal: {
           signalfd_siginfo si;
           if (::read(sfd.get(), &si, sizeof si) != sizeof si) break;
           if (si.ssi_signo == SIGHUP) {
-            config_apply.start("SIGHUP", watch_fd);
+            config_apply.start("SIGHUP");
             break;
           }
           spdlog::info(
@@ -439,6 +307,8 @@ int run(const Options& options) {
         }
       }
     }
+    if (captures.active()) captures.tick();
+    if (monitors.active()) monitors.update();
   }
   manager.stopping(
       fmt::format("stopping: {} device(s) stay for the next start", links.device_count()));

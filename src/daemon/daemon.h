@@ -1,8 +1,10 @@
 // The umacvlan daemon: owns the ports, their devices (TAP) and lowers
 // (AF_PACKET), serves the control socket, and runs the dataplane.
 //
-// Threads: the calling thread is the control thread (the control socket,
-// rtnetlink events, the state file, namespace liveness); `workers`
+// Threads: the calling thread is the control thread (the control socket
+// and its streams: `capture` (capture_service.h) and `monitor`
+// (monitor_service.h), rtnetlink events, the state file, namespace
+// liveness, the config file (config_applier.h)); `workers`
 // dataplane threads move the frames (dataplane.h). The control thread never
 // makes a worker wait, and a slow client never makes the control thread
 // wait (control_server.h).

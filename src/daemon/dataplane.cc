@@ -98,6 +98,7 @@ void Forwarder::from_lower(const PortView& view, const io::FrameBatch& batch) {
   counters_.oversize += batch.dropped_oversize;
   decisions_.clear();
   for (std::size_t i = 0; i < batch.count; ++i) view.port->receive(batch[i], decisions_);
+  if (view.capture != nullptr) capture(view, core::kNoDevice, batch);
   core::PortCounters& drops = view.io->drops[worker_];
   // Inline deliveries first, then what went through the broadcast queue: the
   // kernel drains that queue from a work item after the burst.
@@ -118,6 +119,7 @@ void Forwarder::from_device(const PortView& view, core::DeviceId from,
   if (src == nullptr) return;
   decisions_.clear();
   for (std::size_t i = 0; i < batch.count; ++i) view.port->transmit(from, batch[i], decisions_);
+  if (view.capture != nullptr) capture(view, from, batch);
   core::PortCounters& drops = view.io->drops[worker_];
   std::size_t to_wire = 0;
   for (std::size_t i = 0; i < batch.count; ++i) {
@@ -144,6 +146,22 @@ void Forwarder::from_device(const PortView& view, core::DeviceId from,
     core::count_tx(src->counters[worker_], batch[i].size(), sent_[i]);
   for (std::size_t i = 0; i < batch.count; ++i) {
     if (decisions_[i].queued) deliver(view, batch[i], batch.vnet[i], decisions_[i], true, true);
+  }
+}
+
+void Forwarder::capture(const PortView& view, core::DeviceId from, const io::FrameBatch& batch) {
+  CaptureTap& tap = *view.capture;
+  for (std::size_t i = 0; i < batch.count; ++i) {
+    const core::Verdict& v = decisions_[i];
+    const auto targets = decisions_.targets(v);
+    if (!tap.wants(from, targets)) continue;
+    if (from != core::kNoDevice && v.drop == core::DropReason::kNone &&
+        !vnet_ok(batch.vnet[i], batch[i].size())) {
+      // Refused before the port's decision is carried out: nobody gets it.
+      tap.push(worker_, from, batch[i], core::Verdict{}, {}, core::DropReason::kBadVnet);
+      continue;
+    }
+    tap.push(worker_, from, batch[i], v, targets, v.drop);
   }
 }
 

@@ -30,6 +30,8 @@
 // - Counters are per worker (single writer, cache-line apart); the control
 //   path sums them (device_counters(), port_counters()). Nothing on the data
 //   path allocates per frame, logs, or takes a lock.
+// - A port with a capture running (PortView::capture) has each decided
+//   burst offered to its CaptureTap before it is written (capture_tap.h).
 // - What a worker cannot fix itself, it reports as a Notice and stops
 //   watching that fd: a TAP that failed (its device was deleted or its
 //   namespace died), a lower whose socket reported an error (it went down or
@@ -52,6 +54,7 @@
 #include <vector>
 
 #include "core/port.h"
+#include "daemon/capture_tap.h"
 #include "io/frame_batch.h"
 #include "io/owned_fd.h"
 #include "io/packet_lower.h"
@@ -90,6 +93,7 @@ struct PortView {
   std::shared_ptr<const core::Port> port;
   std::shared_ptr<PortIo> io;
   std::vector<std::shared_ptr<DeviceIo>> devices;  // by DeviceId; null for free slots
+  std::shared_ptr<CaptureTap> capture;             // while a capture runs on the port
 };
 
 struct DataplaneView {
@@ -150,6 +154,10 @@ class Forwarder {
   void deliver(const PortView& view, std::span<const std::uint8_t> frame,
                const io::VnetHeader& vnet, const core::Verdict& v, bool queued_pass,
                bool from_device);
+
+  // Copies what the capture on the port watches of the burst just decided
+  // (from: kNoDevice for the lower).
+  void capture(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
 
   // Sends the first n frames of wire_frames_ out of the lower, recording
   // each one's fate in sent_ (by its index in the burst).

@@ -1,6 +1,5 @@
 #include "daemon/link_service.h"
 
-#include <dirent.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <spdlog/spdlog.h>
@@ -48,25 +47,6 @@ Reply refusal(int err, const std::string& why) {
 Reply from_status(const core::Status& s) {
   if (s.ok()) return Reply{};
   return refusal(s.err, s.message);
-}
-
-// The name under /run/netns of the namespace with this inode, as ip names a
-// link's namespace; empty when it has none there.
-std::string netns_name(ino_t inode) {
-  DIR* dir = ::opendir("/run/netns");
-  if (dir == nullptr) return {};
-  std::string name;
-  while (const dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    struct stat st {};
-    const std::string path = std::string("/run/netns/") + e->d_name;
-    if (::stat(path.c_str(), &st) == 0 && st.st_ino == inode) {
-      name = e->d_name;
-      break;
-    }
-  }
-  ::closedir(dir);
-  return name;
 }
 
 Reply cannot_find(const std::string& name) {
@@ -418,6 +398,14 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
       return show(req, caller, nsid);
     case LinkOp::kPort:
       return port(req, caller, nsid);
+    case LinkOp::kCapture: {
+      std::uint64_t port_serial = 0;
+      core::DeviceId device = core::kNoDevice;
+      std::string name;
+      return capture_target(req, caller, &port_serial, &device, &name);
+    }
+    case LinkOp::kMonitor:
+      return Reply{};
   }
   return failure(EINVAL, "Error: unknown request.");
 }
@@ -620,7 +608,7 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
       std::string link_ns;
       if (lower_name.empty()) {
         link_nsid = nsid_seen_from(caller, nsid, p->lower_ns, &there);
-        link_ns = netns_name(p->lower_ns_inode);
+        link_ns = io::netns_name(p->lower_ns_inode);
       }
       rows.emplace_back(li.ifindex,
                         link_json(li, lower_name, p->lower_ifindex, *p->core.device(id), p->core,
@@ -633,22 +621,88 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
   return r;
 }
 
+LinkService::Found LinkService::find_port_of(const control::LinkRequest& req,
+                                             const io::NetnsFd& caller, int32_t nsid,
+                                             Reply* error) {
+  const ino_t here = caller.inode();
+  if (!req.name.empty()) return find_by_name(here, nsid, req.name, error);
+  io::LinkInfo li;
+  if (req.link.empty() || rtnl_.get_link(req.link, &li, nsid) != 0) {
+    *error = cannot_find(req.link);
+    return {};
+  }
+  Found f;
+  f.port = find_lower(here, li.ifindex);
+  if (f.port == nullptr)
+    *error = failure(ENOENT, "Error: no umacvlan device sits on \"" + req.link + "\".");
+  return f;
+}
+
+control::Reply LinkService::capture_target(const control::LinkRequest& req,
+                                           const io::NetnsFd& caller, std::uint64_t* port,
+                                           core::DeviceId* device, std::string* name) {
+  process_events();
+  const int32_t nsid = nsid_of(caller);
+  if (nsid == kNoNsid)
+    return failure(EINVAL, "Error: cannot address the caller's network namespace.");
+  Reply r;
+  const Found f = find_port_of(req, caller, nsid, &r);
+  if (f.port == nullptr) return r;
+  *port = f.port->serial;
+  *device = f.dev != nullptr ? f.dev->id : core::kNoDevice;
+  *name = f.dev != nullptr ? f.dev->name : f.port->lower_name;
+  return r;
+}
+
+bool LinkService::attach_capture(std::uint64_t port, std::shared_ptr<CaptureTap> tap) {
+  for (auto& p : ports_) {
+    if (p->serial != port) continue;
+    p->capture = std::move(tap);
+    publish();
+    return true;
+  }
+  return false;
+}
+
+const core::Port* LinkService::port_by_serial(std::uint64_t port, std::string* lower) const {
+  for (const auto& p : ports_) {
+    if (p->serial != port) continue;
+    *lower = p->lower_name;
+    return &p->core;
+  }
+  return nullptr;
+}
+
+std::string LinkService::device_name(std::uint64_t port, core::DeviceId id) const {
+  for (const auto& p : ports_) {
+    if (p->serial != port) continue;
+    auto it = p->devices.find(id);
+    return it != p->devices.end() ? it->second.name : std::string();
+  }
+  return {};
+}
+
+void LinkService::summary(std::vector<PortSummary>* ports, std::vector<LinkSummary>* links) const {
+  for (const auto& p : ports_) {
+    const core::LowerState& ls = p->core.lower();
+    ports->push_back(
+        PortSummary{p->serial, p->lower_name, p->lower_ns_inode, ls.carrier, ls.mtu, ls.mac,
+                    p->io != nullptr ? Dataplane::port_counters(*p->io) : core::PortCounters{}});
+    for (const auto& [id, d] : p->devices) {
+      const core::Device* cd = p->core.device(id);
+      if (cd == nullptr) continue;
+      links->push_back(LinkSummary{p->serial, id, d.name, p->lower_name, d.ns_inode, d.ifindex,
+                                   cd->mac, cd->mtu, cd->mode, cd->up});
+    }
+  }
+}
+
 control::Reply LinkService::port(const control::LinkRequest& req, const io::NetnsFd& caller,
                                  int32_t nsid) {
   const ino_t here = caller.inode();
-  Port* p = nullptr;
-  if (!req.name.empty()) {
-    Reply err;
-    p = find_by_name(here, nsid, req.name, &err).port;
-    if (p == nullptr) return err;
-  } else {
-    io::LinkInfo li;
-    if (req.link.empty() || rtnl_.get_link(req.link, &li, nsid) != 0) return cannot_find(req.link);
-    p = find_lower(here, li.ifindex);
-    if (p == nullptr)
-      return failure(ENOENT, "Error: no umacvlan device sits on \"" + req.link + "\".");
-  }
   Reply r;
+  Port* p = find_port_of(req, caller, nsid, &r).port;
+  if (p == nullptr) return r;
   for (auto& [id, d] : p->devices) {
     io::LinkInfo li;
     // A device whose namespace we cannot read right now still counts for the
@@ -662,7 +716,7 @@ control::Reply LinkService::port(const control::LinkRequest& req, const io::Netn
                                  Dataplane::device_counters(*d.io));
     nlohmann::json member = {{"here", d.ns_inode == here}};
     if (d.ns_inode != here) {
-      if (const std::string ns = netns_name(d.ns_inode); !ns.empty()) member["netns"] = ns;
+      if (const std::string ns = io::netns_name(d.ns_inode); !ns.empty()) member["netns"] = ns;
     }
     nlohmann::json groups = nlohmann::json::array();
     for (const auto& m : dev.multicast) groups.push_back(m.to_string());
@@ -1309,16 +1363,7 @@ void LinkService::publish_if_changed() {
 
 void LinkService::metrics(MetricsSnapshot* out) const {
   // The names under /run/netns, read once per scrape.
-  std::map<ino_t, std::string> named;
-  if (DIR* dir = ::opendir("/run/netns"); dir != nullptr) {
-    while (const dirent* e = ::readdir(dir)) {
-      if (e->d_name[0] == '.') continue;
-      struct stat st {};
-      const std::string path = std::string("/run/netns/") + e->d_name;
-      if (::stat(path.c_str(), &st) == 0) named.emplace(st.st_ino, e->d_name);
-    }
-    ::closedir(dir);
-  }
+  const std::map<ino_t, std::string> named = io::named_netns();
   auto netns_label = [&](ino_t inode) -> std::string {
     if (auto it = named.find(inode); it != named.end()) return it->second;
     return inode == home_inode_ ? std::string() : "net:[" + std::to_string(inode) + "]";
@@ -1353,6 +1398,7 @@ std::uint64_t LinkService::publish() {
     PortView pv;
     pv.port = p->published;
     pv.io = p->io;
+    pv.capture = p->capture;
     pv.devices.resize(p->core.slot_count());
     for (auto& [id, d] : p->devices) {
       if (id < pv.devices.size()) pv.devices[id] = d.io;

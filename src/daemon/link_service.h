@@ -58,6 +58,29 @@ namespace umacvlan::daemon {
 
 struct MetricsSnapshot;
 
+// What `umacvlan monitor` compares from one moment to the next.
+struct PortSummary {
+  std::uint64_t port = 0;  // serial: stable for the port's life, never reused
+  std::string name;        // the lower's
+  ino_t ns = 0;
+  bool carrier = true;
+  std::uint32_t mtu = 0;
+  core::MacAddress mac;
+  core::PortCounters drops;  // so far, by reason
+};
+struct LinkSummary {
+  std::uint64_t port = 0;
+  core::DeviceId id = core::kNoDevice;
+  std::string name;
+  std::string lower;
+  ino_t ns = 0;
+  int ifindex = 0;
+  core::MacAddress mac;
+  std::uint32_t mtu = 0;
+  core::Mode mode = core::Mode::kVepa;
+  bool up = false;
+};
+
 struct LinkServiceConfig {
   std::string state_path;  // empty: no state file (tests)
   // Names this daemon's nftables tables (umacvlan_<instance>_N), so that a
@@ -94,6 +117,21 @@ class LinkService {
   std::size_t port_count() const { return ports_.size(); }
   // Devices start() re-adopted from the state file.
   std::size_t readopted_count() const { return readopted_; }
+  // ---- streams (capture_service.h, monitor_service.h)
+  // `capture dev NAME` / `capture port LOWER` as the caller names them: the
+  // port's serial, the device (kNoDevice: the whole port) and its name (or
+  // the lower's); an error reply (and nothing set) when there is none.
+  control::Reply capture_target(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                std::uint64_t* port, core::DeviceId* device, std::string* name);
+  // Publishes port with tap (null: without one); false when it is gone.
+  bool attach_capture(std::uint64_t port, std::shared_ptr<CaptureTap> tap);
+  // The port's decisions as they stand and its lower's name; null when gone.
+  const core::Port* port_by_serial(std::uint64_t port, std::string* lower) const;
+  // A device's name where it lives; empty when it is gone.
+  std::string device_name(std::uint64_t port, core::DeviceId id) const;
+  std::size_t max_devices() const { return config_.limits.max_devices; }
+  void summary(std::vector<PortSummary>* ports, std::vector<LinkSummary>* links) const;
+
   // Every device's and port's counters with their names, for a scrape
   // (metrics.h): the devices and ports of *out.
   void metrics(MetricsSnapshot* out) const;
@@ -120,6 +158,7 @@ class LinkService {
     std::string lower_name;
     core::LowerFilter applied;
     std::map<core::DeviceId, Device> devices;
+    std::shared_ptr<CaptureTap> capture;  // while a capture runs
 
     explicit Port(core::Port p) : core(std::move(p)) {}
   };
@@ -146,6 +185,9 @@ class LinkService {
   };
   Found find_device(ino_t ns, int ifindex);
   Found find_by_name(ino_t ns, int32_t nsid, const std::string& name, control::Reply* error);
+  // The port of `name` (a device; dev set too) or of `link` (a lower).
+  Found find_port_of(const control::LinkRequest& req, const io::NetnsFd& caller, int32_t nsid,
+                     control::Reply* error);
   Port* find_port_by_io(const PortIo* io);
   Port* find_lower(ino_t ns, int ifindex);
 

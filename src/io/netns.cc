@@ -45,6 +45,26 @@ NetnsFd netns_by_name(const std::string& name) {
   return NetnsFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 }
 
+std::map<ino_t, std::string> named_netns() {
+  std::map<ino_t, std::string> named;
+  DIR* dir = ::opendir("/run/netns");
+  if (dir == nullptr) return named;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st {};
+    const std::string path = std::string("/run/netns/") + e->d_name;
+    if (::stat(path.c_str(), &st) == 0) named.emplace(st.st_ino, e->d_name);
+  }
+  ::closedir(dir);
+  return named;
+}
+
+std::string netns_name(ino_t inode) {
+  const auto named = named_netns();
+  const auto it = named.find(inode);
+  return it == named.end() ? std::string() : it->second;
+}
+
 std::vector<NetnsFd> all_netns() {
   std::vector<NetnsFd> out;
   std::set<ino_t> seen;

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,12 @@ ino_t current_netns_inode();
 NetnsFd netns_of_pid(pid_t pid);
 // /run/netns/NAME (what `ip netns add NAME` creates), or invalid.
 NetnsFd netns_by_name(const std::string& name);
+// The names under /run/netns, by namespace inode (a name ip knows a
+// namespace by); one read of the directory.
+std::map<ino_t, std::string> named_netns();
+// The name under /run/netns of the namespace with this inode; empty when it
+// has none there.
+std::string netns_name(ino_t inode);
 
 // Every network namespace this process can find: its own, those mounted
 // anywhere in its mount namespace (/run/netns/*, CNI's, ...) and those of
