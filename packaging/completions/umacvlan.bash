@@ -1,6 +1,6 @@
 # bash completion for umacvlan(8): the ip-shaped grammar of `umacvlan help`.
 #   umacvlan [ OPTIONS ] link { add | set | del | show | help } ...
-#   umacvlan { daemon | explain | lab | config | reload | help } ...
+#   umacvlan { daemon | explain | lab | config | reload | capture | monitor | help } ...
 
 _umacvlan_devices() {
     # The devices of the namespace given with -n/-netns, else ours.
@@ -22,7 +22,7 @@ _umacvlan() {
     local words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
 
     local modes="private vepa bridge passthru source"
-    local topics="modes private vepa bridge passthru source explain lab cni daemon config"
+    local topics="modes private vepa bridge passthru source explain lab cni daemon config capture monitor"
     local i=1 object="" netns=""
     # The global options come before the object (one dash or two, as with ip).
     while [ "$i" -lt "$cword" ]; do
@@ -45,7 +45,7 @@ _umacvlan() {
             COMPREPLY=($(compgen -W "-V -Version -s -stats -d -details -j -json -p -pretty
                 -n -netns --socket --no-start -h -help" -- "$cur"))
         else
-            COMPREPLY=($(compgen -W "link daemon help explain lab config reload" -- "$cur"))
+            COMPREPLY=($(compgen -W "link daemon help explain lab config reload capture monitor" -- "$cur"))
         fi
         return
     fi
@@ -70,6 +70,19 @@ _umacvlan() {
             elif [ "$cword" -eq $((i + 2)) ] && [ "$prev" != dump ]; then
                 _umacvlan_files
             fi
+            return ;;
+        capture)
+            case "$prev" in
+                -w) _umacvlan_files; return ;;
+                -c) return ;;
+                dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
+                port) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "dev port -w -c help" -- "$cur"))
+            return ;;
+        monitor)
+            [ "$prev" = -c ] && return
+            COMPREPLY=($(compgen -W "all link port refused drops -c help" -- "$cur"))
             return ;;
         lab)
             case "$prev" in

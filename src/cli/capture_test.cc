@@ -703,7 +703,7 @@ class GuardedBuffer {
 
   std::span<const std::uint8_t> place(const Bytes& b) {
     std::uint8_t* at = base_ + page_ - b.size();
-    std::memcpy(at, b.data(), b.size());
+    if (!b.empty()) std::memcpy(at, b.data(), b.size());  // an empty one may have no data()
     return {at, b.size()};
   }
 

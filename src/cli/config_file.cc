@@ -45,11 +45,11 @@ struct Key {
 
 // Every key a [[device]] table may hold.
 constexpr Key kKeys[] = {
-    {"name", Type::kString},       {"lower", Type::kString},  {"lower_netns", Type::kString},
-    {"netns", Type::kString},      {"mode", Type::kString},   {"mac", Type::kString},
-    {"mtu", Type::kInteger},       {"up", Type::kBoolean},    {"bcqueuelen", Type::kInteger},
-    {"nopromisc", Type::kBoolean}, {"nodst", Type::kBoolean}, {"spoofchk", Type::kBoolean},
-    {"source", Type::kMacList},
+    {"name", Type::kString},       {"lower", Type::kString},       {"lower_netns", Type::kString},
+    {"netns", Type::kString},      {"mode", Type::kString},        {"mac", Type::kString},
+    {"mtu", Type::kInteger},       {"up", Type::kBoolean},         {"bcqueuelen", Type::kInteger},
+    {"nopromisc", Type::kBoolean}, {"nodst", Type::kBoolean},      {"spoofchk", Type::kBoolean},
+    {"source", Type::kMacList},    {"hostaccess", Type::kBoolean},
 };
 
 std::string_view type_name(Type t) {
@@ -131,10 +131,12 @@ std::optional<ConfigError> read_device(const toml::table& t, DeviceSpec* d) {
       if (k.name == key.str()) known = &k;
     }
     if (known == nullptr) {
-      return at(key.source(),
-                fmt::format("unknown key \"{}\" (a device knows name, lower, lower_netns, netns, "
-                            "mode, mac, mtu, up, bcqueuelen, nopromisc, nodst, spoofchk, source)",
-                            key.str()));
+      return at(
+          key.source(),
+          fmt::format("unknown key \"{}\" (a device knows name, lower, lower_netns, netns, "
+                      "mode, mac, mtu, up, bcqueuelen, nopromisc, nodst, spoofchk, hostaccess, "
+                      "source)",
+                      key.str()));
     }
     const bool type_ok = known->type == Type::kString    ? value.is_string()
                          : known->type == Type::kInteger ? value.is_integer()
@@ -196,6 +198,8 @@ std::optional<ConfigError> read_device(const toml::table& t, DeviceSpec* d) {
       d->nodst = value.as_boolean()->get();
     } else if (k == "spoofchk") {
       d->spoofchk = value.as_boolean()->get();
+    } else if (k == "hostaccess") {
+      d->hostaccess = value.as_boolean()->get();
     } else if (k == "source") {
       source_node = &value;
       std::set<core::MacAddress> seen;
@@ -289,6 +293,20 @@ std::variant<ConfigFile, ConfigError> parse_config(std::string_view text, std::s
       file.devices.push_back(std::move(d));
     }
   }
+  // hostaccess belongs to the port: the devices of one lower agree on it.
+  std::map<std::pair<std::string, std::string>, const DeviceSpec*> port_says;
+  for (const DeviceSpec& d : file.devices) {
+    if (!d.hostaccess) continue;
+    auto [it, fresh] = port_says.emplace(std::pair(netns_path(d.lower_netns), d.lower), &d);
+    if (!fresh && *it->second->hostaccess != *d.hostaccess) {
+      return ConfigError{
+          d.line, d.column,
+          fmt::format("device \"{}\" sets hostaccess {} on lower \"{}\", device "
+                      "\"{}\" on line {} sets it {}: it is one setting of the port",
+                      d.name, *d.hostaccess ? "on" : "off", d.lower, it->second->name,
+                      it->second->line, *it->second->hostaccess ? "on" : "off")};
+    }
+  }
   // A device is its name in its namespace.
   std::map<std::pair<std::string, std::string>, const DeviceSpec*> seen;
   for (const DeviceSpec& d : file.devices) {
@@ -328,6 +346,7 @@ std::optional<RunningDevice> running_from_json(const nlohmann::json& j) {
   r.nopromisc = data.value("nopromisc", false);
   r.nodst = data.value("nodst", false);
   r.spoofchk = data.value("spoofchk", false);
+  r.hostaccess = data.value("hostaccess", false);
   if (const auto list = data.find("macaddr_data"); list != data.end() && list->is_array()) {
     for (const auto& m : *list) {
       if (auto mac = core::MacAddress::parse(m.is_string() ? m.get<std::string>() : "")) {
@@ -520,6 +539,7 @@ std::string dump_config(const std::vector<DumpedDevice>& devices) {
     if (r.nopromisc && r.mode == core::Mode::kPassthru) out += "nopromisc = true\n";
     if (r.nodst) out += "nodst = true\n";
     if (r.spoofchk) out += "spoofchk = true\n";
+    if (r.hostaccess) out += "hostaccess = true\n";
     if (r.mode == core::Mode::kSource) {
       out += "source = [";
       for (std::size_t i = 0; i < r.sources.size(); ++i) {
@@ -600,6 +620,15 @@ std::string name_in(const Netns& ns, int ifindex) {
   const bool found = ::if_indextoname(static_cast<unsigned>(ifindex), name) != nullptr;
   (void)::setns(own.fd(), CLONE_NEWNET);
   return found ? name : "";
+}
+
+// Whether a link called name exists in ns.
+bool exists_in(const Netns& ns, const std::string& name) {
+  Netns own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (own.fd() < 0 || ::setns(ns.fd(), CLONE_NEWNET) != 0) return false;
+  const bool found = ::if_nametoindex(name.c_str()) != 0;
+  (void)::setns(own.fd(), CLONE_NEWNET);
+  return found;
 }
 
 struct Call {
@@ -797,6 +826,28 @@ int config_apply(const std::string& path, bool allow_start) {
 
   const std::vector<Made> previous = read_record(record);
   const std::vector<Action> actions = plan(file, running, previous);
+  // What the kernel would refuse half way, checked before the first change:
+  // a lower that does not exist, a name taken beside the lower (where a
+  // device is made before it moves to its netns).
+  for (const Action& a : actions) {
+    if (a.kind != Action::Kind::kAdd && a.kind != Action::Kind::kReplace) continue;
+    const DeviceSpec& d = *a.spec;
+    const Netns& lower_ns = *space(d.lower_netns);
+    std::string problem;
+    if (!exists_in(lower_ns, d.lower)) {
+      problem = fmt::format("its lower \"{}\" does not exist{}", d.lower,
+                            d.lower_netns.empty() ? "" : " in " + d.lower_netns);
+    } else if (lower_ns.inode() != space(d.home())->inode() && exists_in(lower_ns, d.name)) {
+      problem = fmt::format("\"{}\" is taken beside its lower{}, where it would be made", d.name,
+                            d.lower_netns.empty() ? "" : " (in " + d.lower_netns + ")");
+    }
+    if (!problem.empty()) {
+      err(fmt::format("{}:{}:{}: device \"{}\": {}\n{}: nothing changed\n", path, d.line, d.column,
+                      d.name, problem, path));
+      if (lock >= 0) ::close(lock);
+      return kExitSyntax;
+    }
+  }
   std::set<Made> made;
   int rc = 0;
   auto refused = [&](const std::string& name, const std::string& sentence) {
@@ -891,6 +942,32 @@ int config_apply(const std::string& path, bool allow_start) {
         break;
     }
   }
+  // The ports' hostaccess, once their devices are in place: only where the
+  // file says and it differs from what runs.
+  std::map<std::pair<std::string, std::string>, const DeviceSpec*> port_wants;
+  for (const DeviceSpec& d : file.devices) {
+    if (d.hostaccess) port_wants.emplace(std::pair(netns_path(d.lower_netns), d.lower), &d);
+  }
+  for (const auto& [key, d] : port_wants) {
+    bool running_on = false;
+    for (const auto& [i, r] : running) {
+      const DeviceSpec& f = file.devices[i];
+      if (f.lower == d->lower && netns_path(f.lower_netns) == key.first && r.hostaccess)
+        running_on = true;
+    }
+    if (running_on == *d->hostaccess) continue;
+    control::LinkRequest set;
+    set.op = control::LinkOp::kSet;
+    set.name = d->lower;
+    set.type_macvlan = true;
+    set.hostaccess = *d->hostaccess;
+    const Call c = ask(set, *space(d->lower_netns), allow_start);
+    if (failed(c)) {
+      refused(d->lower, failure_of(c));
+      continue;
+    }
+    out(fmt::format("set {}: hostaccess {}\n", d->lower, *d->hostaccess ? "on" : "off"));
+  }
   if (write_record(record, std::vector<Made>(made.begin(), made.end()), &why) != 0) {
     err(fmt::format("umacvlan: {}\n", why));
     rc = kExitRefused;
@@ -916,6 +993,9 @@ int config_dump(bool allow_start) {
     for (const auto& link : c.reply.links) {
       auto r = running_from_json(link);
       if (!r) continue;
+      // A port's host device comes with its hostaccess, not from the file.
+      if (r->hostaccess && !r->lower.empty() && r->name == control::host_device_name(r->lower))
+        continue;
       DumpedDevice d;
       d.device = *r;
       d.netns = name;

@@ -76,6 +76,9 @@ struct DeviceSpec {
   bool nopromisc = false;
   bool nodst = false;
   bool spoofchk = false;
+  // The port of its lower (umacvlan's own, see `link help macvlan`): on or
+  // off; unset leaves the port as it is.
+  std::optional<bool> hostaccess;
   std::vector<core::MacAddress> sources;
   int line = 0;  // of its [[device]] table
   int column = 0;
@@ -120,6 +123,7 @@ struct RunningDevice {
   bool nopromisc = false;
   bool nodst = false;
   bool spoofchk = false;
+  bool hostaccess = false;  // its port's
   std::vector<core::MacAddress> sources;
 };
 

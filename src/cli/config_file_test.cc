@@ -79,6 +79,50 @@ TEST(ConfigFile, ReadsEveryKey) {
   EXPECT_TRUE(f.devices[2].nodst);
 }
 
+TEST(ConfigFile, HostaccessIsOneSettingOfAPort) {
+  const ConfigFile f = parse_ok(R"([[device]]
+name = "mv0"
+lower = "eth0"
+hostaccess = true
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+
+[[device]]
+name = "mv2"
+lower = "eth0"
+hostaccess = true
+)");
+  EXPECT_EQ(f.devices[0].hostaccess, true);
+  EXPECT_FALSE(f.devices[1].hostaccess.has_value());  // the port as it is
+  const ConfigError e = parse_bad(R"([[device]]
+name = "mv0"
+lower = "eth0"
+hostaccess = true
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+hostaccess = false
+)");
+  EXPECT_EQ(e.line, 6);
+  EXPECT_EQ(e.reason,
+            "device \"mv1\" sets hostaccess off on lower \"eth0\", device \"mv0\" on line 1 sets "
+            "it on: it is one setting of the port");
+  // Two lowers may differ.
+  parse_ok(R"([[device]]
+name = "mv0"
+lower = "eth0"
+hostaccess = true
+
+[[device]]
+name = "mv1"
+lower = "eth1"
+hostaccess = false
+)");
+}
+
 TEST(ConfigFile, EmptyFileHasNoDevices) {
   EXPECT_TRUE(parse_ok("# nothing yet\n").devices.empty());
 }

@@ -111,7 +111,8 @@ FILE (TOML; default $UMACVLAN_CONFIG, else /etc/umacvlan/umacvlan.toml) holds
 one [[device]] table per device: name, lower (required), lower_netns, netns
 (a name under /run/netns or a path; default: the CLI's own, and the lower's),
 mode, mac, mtu, up (default true), bcqueuelen, nopromisc, nodst, spoofchk,
-source (a list of MACs). "check" reports the first mistake as FILE:LINE:COL.
+hostaccess (its lower's port; see "link help macvlan"), source (a list of
+MACs). "check" reports the first mistake as FILE:LINE:COL.
 "apply" changes only what differs: one "link set" per changed device, an add
 (then a move to netns) per missing one, a delete for a device an earlier
 apply made that the file no longer names; an invalid file changes nothing.

@@ -1487,6 +1487,24 @@ DrawbackResult drawback_host(Lab& lab) {
         fmt::format("host ping mva {} through shim0 (from 10.77.0.253): {}", dev_ip(0), yn(after)));
   }
   run({lab.umv(), "-n", h, "link", "del", "dev", "shim0"});
+  // umacvlan's own answer: the same, made and kept up to date by the port.
+  r.lines.push_back("umacvlan's answer, nothing by hand:");
+  r.lines.push_back("  # umacvlan link set dev lower0 type macvlan hostaccess on");
+  Proc on = run(
+      {lab.umv(), "-n", h, "link", "set", "dev", "lower0", "type", "macvlan", "hostaccess", "on"});
+  if (on.status != 0) {
+    r.lines.push_back("    failed: " + first_line(on.err_text));
+  } else {
+    lab.wait_up(Impl::kUmacvlan, h, "lower0.host");
+    lab.flush_neighbours({h, lab.ns_of("mva")});
+    // mva says something (its ARP for the host): the port learns its address.
+    const bool to_host = lab.ping(lab.ns_of("mva"), kHostIp);
+    const bool from_host = lab.ping(h, dev_ip(0));
+    r.lines.push_back(fmt::format("mva ping host {}: {}; host ping mva {}: {}", kHostIp,
+                                  yn(to_host), dev_ip(0), yn(from_host)));
+    run({lab.umv(), "-n", h, "link", "set", "dev", "lower0", "type", "macvlan", "hostaccess",
+         "off"});
+  }
   lab.del_devices(Impl::kUmacvlan, devs);
   return r;
 }

@@ -173,6 +173,7 @@ struct Draft {
   std::optional<std::uint32_t> bcqueuelen;
   std::optional<std::int32_t> bclim;
   std::optional<bool> spoofchk;
+  std::optional<bool> hostaccess;
   core::SourceOp macaddr_mode = core::SourceOp::kNone;
   std::vector<Lladdr> macaddrs;
   // Position of the word that ended a "macaddr set" list, if one did.
@@ -369,16 +370,24 @@ Outcome take_bclim(Cursor& c, Draft& d) {
   return std::nullopt;
 }
 
-Outcome take_spoofchk(Cursor& c, Draft& d) {
+// "on" or "off" after KEYWORD into *out.
+Outcome take_on_off(Cursor& c, const char* keyword, std::optional<bool>* out) {
   const std::string* v = c.value();
   if (v == nullptr) return incomplete();
   if (*v != "on" && *v != "off") {
-    return ParseError{kExitSyntax, fmt::format("Error: argument of \"spoofchk\" must be \"on\" or "
+    return ParseError{kExitSyntax, fmt::format("Error: argument of \"{}\" must be \"on\" or "
                                                "\"off\", not \"{}\"\n",
-                                               *v)};
+                                               keyword, *v)};
   }
-  d.spoofchk = *v == "on";
+  *out = *v == "on";
   return std::nullopt;
+}
+
+Outcome take_spoofchk(Cursor& c, Draft& d) {
+  return take_on_off(c, "spoofchk", &d.spoofchk);
+}
+Outcome take_hostaccess(Cursor& c, Draft& d) {
+  return take_on_off(c, "hostaccess", &d.hostaccess);
 }
 
 Outcome take_one_source_mac(Cursor& c, Lladdr* out) {
@@ -438,6 +447,7 @@ constexpr Rule kMacvlanRules[] = {
     {"bcqueuelen", &take_bcqueuelen},
     {"bclim", &take_bclim},
     {"spoofchk", &take_spoofchk},
+    {"hostaccess", &take_hostaccess},
     {"macaddr", &take_macaddr},
     {"help", &show_macvlan_help},
 };
@@ -548,6 +558,7 @@ void fill_macvlan(const Draft& d, LinkRequest* r) {
   r->bcqueuelen = d.bcqueuelen;
   r->bclim = d.bclim;
   r->spoofchk = d.spoofchk;
+  r->hostaccess = d.hostaccess;
   r->macaddr_mode = d.macaddr_mode;
   for (const Lladdr& mac : d.macaddrs) r->macaddrs.push_back(mac.mac());
 }
@@ -717,6 +728,7 @@ std::string macvlan_usage() {
   // The first line is ip's (iproute2 6.1), word for word: scripts match it.
   return "Usage: ... macvlan mode MODE [flag MODE_FLAG] MODE_OPTS [bcqueuelen BC_QUEUE_LEN]\n"
          "                  [ nopromisc ] [ nodst ] [ bclim BC_LIMIT ] [ spoofchk { on | off } ]\n"
+         "                  [ hostaccess { on | off } ]\n"
          "\n"
          "MODE: private | vepa | bridge | passthru | source   (default: vepa)\n"
          "MODE_FLAG: null | nopromisc | nodst\n"
@@ -731,7 +743,11 @@ std::string macvlan_usage() {
          "          through the queue, the others at once; -1 queues none:\n"
          "          [-2147483648-2147483647]\n"
          "spoofchk: (umacvlan's own; default off) on: frames the link sends with a\n"
-         "          source address not its own are dropped\n";
+         "          source address not its own are dropped\n"
+         "hostaccess: (umacvlan's own, for the whole port; default off) on: the lower's\n"
+         "          own stack and the port's bridge devices reach each other, through\n"
+         "          a device LOWER.host and a host route per device address; also\n"
+         "          \"link set dev LOWER type macvlan hostaccess { on | off }\"\n";
 }
 
 }  // namespace umacvlan::cli

@@ -611,6 +611,27 @@ TEST(LinkParser, SpoofchkTakesOnOrOff) {
   EXPECT_EQ(std::get<ParseError>(bad).exit_code, 1);
 }
 
+TEST(LinkParser, HostaccessTakesOnOrOffOnALowerOrAnAdd) {
+  for (const auto& [word, want] : {std::pair{"on", true}, std::pair{"off", false}}) {
+    const LinkCommand got =
+        parse_link_command(words(std::string("set dev eth0 type macvlan hostaccess ") + word));
+    ASSERT_TRUE(std::holds_alternative<LinkRequest>(got)) << describe(got);
+    EXPECT_EQ(std::get<LinkRequest>(got).name, "eth0");
+    EXPECT_EQ(std::get<LinkRequest>(got).hostaccess, want);
+  }
+  const LinkCommand add =
+      parse_link_command(words("add link eth0 name m0 type macvlan mode bridge hostaccess on"));
+  ASSERT_TRUE(std::holds_alternative<LinkRequest>(add)) << describe(add);
+  EXPECT_EQ(std::get<LinkRequest>(add).hostaccess, true);
+  const LinkCommand none = parse_link_command(words("set m0 type macvlan mode bridge"));
+  ASSERT_TRUE(std::holds_alternative<LinkRequest>(none));
+  EXPECT_FALSE(std::get<LinkRequest>(none).hostaccess.has_value());
+  const LinkCommand bad = parse_link_command(words("set eth0 type macvlan hostaccess 1"));
+  ASSERT_TRUE(std::holds_alternative<ParseError>(bad));
+  EXPECT_EQ(std::get<ParseError>(bad).message,
+            "Error: argument of \"hostaccess\" must be \"on\" or \"off\", not \"1\"\n");
+}
+
 TEST(LinkParser, LeadingBlankInAddressPartIsAccepted) {
   // ip reads each part like scanf("%x").
   const LinkCommand got = parse_link_command(

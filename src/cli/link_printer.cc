@@ -226,6 +226,9 @@ void print_macvlan(Printer& p, const json& linkinfo) {
     if (const json* v = member(*data, "spoofchk"); v != nullptr && *v == true) {
       p.value(To::kAny, "spoofchk", "spoofchk on ", true);
     }
+    if (const json* v = member(*data, "hostaccess"); v != nullptr && *v == true) {
+      p.value(To::kAny, "hostaccess", "hostaccess on ", true);
+    }
     p.member_value(To::kAny, *data, "bcqueuelen", "bcqueuelen {} ");
     p.member_value(To::kAny, *data, "usedbcqueuelen", "usedbcqueuelen {} ");
     // ip 6.1 does not print bclim: shown only when it is not the default 1.

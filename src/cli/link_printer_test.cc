@@ -152,6 +152,15 @@ TEST(LinkPrinterText, SpoofchkShownOnlyWhenOn) {
   EXPECT_EQ(print_links(link, opts(true, 0)).find("spoofchk"), std::string::npos);
 }
 
+TEST(LinkPrinterText, HostaccessShownOnlyWhenOn) {
+  json link = kPassthruLink;
+  link[0]["linkinfo"]["info_data"]["hostaccess"] = true;
+  EXPECT_NE(print_links(link, opts(true, 0)).find("nodst hostaccess on bcqueuelen"),
+            std::string::npos);
+  link[0]["linkinfo"]["info_data"].erase("hostaccess");
+  EXPECT_EQ(print_links(link, opts(true, 0)).find("hostaccess"), std::string::npos);
+}
+
 TEST(LinkPrinterText, BclimFollowsUsedBcQueueLen) {
   json link = kBusyLink;
   link[0]["linkinfo"]["info_data"]["bclim"] = -1;

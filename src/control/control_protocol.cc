@@ -1,5 +1,6 @@
 #include "control/control_protocol.h"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <utility>
@@ -27,9 +28,9 @@ constexpr std::array<std::pair<core::SourceOp, std::string_view>, 5> kMacaddrMod
     {core::SourceOp::kFlush, "flush"},
 }};
 
-constexpr std::string_view kRequestKeys[] = {"op",    "name",     "link",   "address", "mtu",
-                                             "up",    "type",     "mode",   "flags",   "bcqueuelen",
-                                             "bclim", "spoofchk", "macaddr"};
+constexpr std::string_view kRequestKeys[] = {
+    "op",   "name",  "link",       "address", "mtu",      "up",      "type",
+    "mode", "flags", "bcqueuelen", "bclim",   "spoofchk", "macaddr", "hostaccess"};
 
 bool fail(std::string* error, std::string text) {
   if (error != nullptr) *error = std::move(text);
@@ -166,6 +167,12 @@ bool read_port_lower(const json& value, PortLower* out, std::string* error) {
 
 }  // namespace
 
+std::string host_device_name(const std::string& lower) {
+  constexpr std::size_t kMaxName = 15;  // IFNAMSIZ - 1
+  const std::string suffix = ".host";
+  return lower.substr(0, std::min(lower.size(), kMaxName - suffix.size())) + suffix;
+}
+
 std::string_view to_string(LinkOp op) {
   for (const auto& [value, text] : kOps) {
     if (value == op) return text;
@@ -208,6 +215,7 @@ json to_json(const LinkRequest& request) {
   if (request.bcqueuelen) j["bcqueuelen"] = *request.bcqueuelen;
   if (request.bclim) j["bclim"] = *request.bclim;
   if (request.spoofchk) j["spoofchk"] = *request.spoofchk;
+  if (request.hostaccess) j["hostaccess"] = *request.hostaccess;
   if (request.macaddr_mode != core::SourceOp::kNone) {
     json addresses = json::array();
     for (const auto& mac : request.macaddrs) addresses.push_back(mac.to_string());
@@ -270,6 +278,10 @@ bool from_json(const json& j, LinkRequest* out, std::string* error) {
   if (auto it = j.find("spoofchk"); it != j.end()) {
     if (!it->is_boolean()) return fail(error, "\"spoofchk\" must be true or false");
     r.spoofchk = it->get<bool>();
+  }
+  if (auto it = j.find("hostaccess"); it != j.end()) {
+    if (!it->is_boolean()) return fail(error, "\"hostaccess\" must be true or false");
+    r.hostaccess = it->get<bool>();
   }
   if (auto it = j.find("macaddr"); it != j.end()) {
     if (!read_macaddr(*it, &r, error)) return false;

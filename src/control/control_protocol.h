@@ -55,6 +55,9 @@ struct LinkRequest {
   std::optional<std::int32_t> bclim;
   // umacvlan's own: drop frames a device sends with a source MAC not its own.
   std::optional<bool> spoofchk;
+  // umacvlan's own, for the whole port: the lower's stack reaches the
+  // port's bridge devices (set on a device or on the lower itself).
+  std::optional<bool> hostaccess;
   core::SourceOp macaddr_mode = core::SourceOp::kNone;
   std::vector<core::MacAddress> macaddrs;  // add/del: exactly one; set: any; flush: none
 
@@ -87,6 +90,10 @@ struct Reply {
   nlohmann::json links = nlohmann::json::array();
   std::optional<PortLower> lower;  // port only
 };
+
+// The device a port with hostaccess on has in its lower's namespace:
+// LOWER.host, the lower's name cut so that the whole fits 15 characters.
+std::string host_device_name(const std::string& lower);
 
 std::string_view to_string(LinkOp op);
 std::optional<LinkOp> parse_link_op(std::string_view text);

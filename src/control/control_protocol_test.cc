@@ -31,6 +31,7 @@ LinkRequest full_add() {
   r.macaddr_mode = core::SourceOp::kSet;
   r.macaddrs = {mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02")};
   r.spoofchk = true;
+  r.hostaccess = true;
   return r;
 }
 
@@ -138,7 +139,7 @@ TEST(ControlProtocol, WireFormatIsStable) {
   EXPECT_EQ(to_json(full_add()), json::parse(R"({
     "op":"add","name":"m0","link":"eth0","address":"02:00:00:00:00:aa","mtu":1400,"up":true,
     "type":"macvlan","mode":"source","flags":2,"bcqueuelen":4294967295,"bclim":-2147483648,"spoofchk":true,
-    "macaddr":{"op":"set","addresses":["02:00:00:00:00:01","02:00:00:00:00:02"]}})"));
+    "hostaccess":true,"macaddr":{"op":"set","addresses":["02:00:00:00:00:01","02:00:00:00:00:02"]}})"));
 }
 
 struct Malformed {
@@ -178,6 +179,7 @@ const Malformed kMalformed[] = {
     {"mtu as float", R"({"op":"set","name":"m0","mtu":1500.5})"},
     {"up as number", R"({"op":"set","name":"m0","up":1})"},
     {"spoofchk as string", R"({"op":"set","name":"m0","spoofchk":"on"})"},
+    {"hostaccess as string", R"({"op":"set","name":"m0","hostaccess":"on"})"},
     {"other type", R"({"op":"set","name":"m0","type":"vlan"})"},
     {"unknown mode", R"({"op":"set","name":"m0","mode":"hub"})"},
     {"unknown flag bits", R"({"op":"set","name":"m0","flags":4})"},

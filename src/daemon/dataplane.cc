@@ -47,6 +47,31 @@ bool sender_dropped(core::DropReason r) {
          r == core::DropReason::kBadVnet;
 }
 
+// ARP, ICMPv6 neighbour discovery (RS, RA, NS, NA) and DHCPv4: the frames
+// hostaccess learns the devices' addresses from (one 802.1Q tag allowed).
+bool teaches_addresses(std::span<const std::uint8_t> f) {
+  std::size_t l3 = kEthHeader;
+  if (f.size() < l3) return false;
+  std::uint16_t type = static_cast<std::uint16_t>(f[12] << 8 | f[13]);
+  if (type == 0x8100 && f.size() >= l3 + kVlanHeader) {
+    type = static_cast<std::uint16_t>(f[16] << 8 | f[17]);
+    l3 += kVlanHeader;
+  }
+  if (type == 0x0806) return true;
+  if (type == 0x86dd) {
+    // No extension headers: NDP travels without them.
+    return f.size() >= l3 + 41 && f[l3 + 6] == 58 && f[l3 + 40] >= 133 && f[l3 + 40] <= 136;
+  }
+  if (type == 0x0800 && f.size() >= l3 + 20 && f[l3 + 9] == 17) {
+    const std::size_t l4 = l3 + static_cast<std::size_t>(f[l3] & 0x0f) * 4;
+    if (f.size() < l4 + 4) return false;
+    const std::uint16_t sport = static_cast<std::uint16_t>(f[l4] << 8 | f[l4 + 1]);
+    const std::uint16_t dport = static_cast<std::uint16_t>(f[l4 + 2] << 8 | f[l4 + 3]);
+    return (sport == 67 || sport == 68) && (dport == 67 || dport == 68);
+  }
+  return false;
+}
+
 std::uint64_t relaxed(const std::uint64_t& v) {
   return std::atomic_ref<const std::uint64_t>(v).load(std::memory_order_relaxed);
 }
@@ -99,6 +124,7 @@ void Forwarder::from_lower(const PortView& view, const io::FrameBatch& batch) {
   decisions_.clear();
   for (std::size_t i = 0; i < batch.count; ++i) view.port->receive(batch[i], decisions_);
   if (view.capture != nullptr) capture(view, core::kNoDevice, batch);
+  if (view.learn != nullptr) learn(view, core::kNoDevice, batch);
   core::PortCounters& drops = view.io->drops[worker_];
   // Inline deliveries first, then what went through the broadcast queue: the
   // kernel drains that queue from a work item after the burst.
@@ -120,6 +146,7 @@ void Forwarder::from_device(const PortView& view, core::DeviceId from,
   decisions_.clear();
   for (std::size_t i = 0; i < batch.count; ++i) view.port->transmit(from, batch[i], decisions_);
   if (view.capture != nullptr) capture(view, from, batch);
+  if (view.learn != nullptr) learn(view, from, batch);
   core::PortCounters& drops = view.io->drops[worker_];
   std::size_t to_wire = 0;
   for (std::size_t i = 0; i < batch.count; ++i) {
@@ -162,6 +189,14 @@ void Forwarder::capture(const PortView& view, core::DeviceId from, const io::Fra
       continue;
     }
     tap.push(worker_, from, batch[i], v, targets, v.drop);
+  }
+}
+
+void Forwarder::learn(const PortView& view, core::DeviceId from, const io::FrameBatch& batch) {
+  for (std::size_t i = 0; i < batch.count; ++i) {
+    if (!teaches_addresses(batch[i])) continue;
+    const core::Verdict& v = decisions_[i];
+    view.learn->push(worker_, from, batch[i], v, decisions_.targets(v), v.drop);
   }
 }
 
@@ -402,6 +437,7 @@ WorkerCounters Dataplane::worker_counters(std::size_t w) const {
   c.tap_rx_frames = relaxed(src.tap_rx_frames);
   c.oversize = relaxed(src.oversize);
   c.bursts = relaxed(src.bursts);
+  c.busy_ns = relaxed(src.busy_ns);
   return c;
 }
 
@@ -536,7 +572,17 @@ void Dataplane::run(Worker& w) {
     const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, spinning ? 0 : max_sleep_ms_);
     if (n < 0) continue;  // EINTR
     if (n == 0) continue;
-    if (poll_us_ > 0) spin_until = Clock::now() + std::chrono::microseconds(poll_us_);
+    // Busy from here to the end of the turn, whichever way it ends.
+    struct BusyClock {
+      std::uint64_t& total;
+      Clock::time_point start = Clock::now();
+      ~BusyClock() {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
+        std::atomic_ref<std::uint64_t>(total).store(total + static_cast<std::uint64_t>(ns.count()),
+                                                    std::memory_order_relaxed);
+      }
+    } busy{w.fwd.counters().busy_ns};
+    if (poll_us_ > 0) spin_until = busy.start + std::chrono::microseconds(poll_us_);
     ready_taps.clear();
     for (int i = 0; i < n; ++i) {
       Reg& r = *static_cast<Reg*>(evs[i].data.ptr);

@@ -94,6 +94,8 @@ struct PortView {
   std::shared_ptr<PortIo> io;
   std::vector<std::shared_ptr<DeviceIo>> devices;  // by DeviceId; null for free slots
   std::shared_ptr<CaptureTap> capture;             // while a capture runs on the port
+  // hostaccess: the port's ARP, NDP and DHCP frames, for learning addresses.
+  std::shared_ptr<CaptureTap> learn;
 };
 
 struct DataplaneView {
@@ -129,6 +131,7 @@ struct WorkerCounters {
   std::uint64_t tap_rx_frames = 0;  // frames read from devices
   std::uint64_t oversize = 0;       // frames bigger than a slot (never forwarded)
   std::uint64_t bursts = 0;
+  std::uint64_t busy_ns = 0;  // time spent on turns that had work (not waiting)
 };
 
 // The burst logic of one worker, without threads or epoll: what a worker
@@ -158,6 +161,8 @@ class Forwarder {
   // Copies what the capture on the port watches of the burst just decided
   // (from: kNoDevice for the lower).
   void capture(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
+  // Copies the burst's ARP, NDP and DHCP frames to the port's learn tap.
+  void learn(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
 
   // Sends the first n frames of wire_frames_ out of the lower, recording
   // each one's fate in sent_ (by its index in the burst).

@@ -279,6 +279,24 @@ void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsF
     return;
   }
   apply_lower_filter(*port);
+  if (rec.hostaccess) {
+    // LOWER.host came back with the other devices; what it learned did not
+    // (the routes it made stay until their devices speak again).
+    const std::string host_name = control::host_device_name(port->lower_name);
+    for (auto& [id, d] : port->devices) {
+      if (d.name != host_name || d.ns_inode != port->lower_ns_inode) continue;
+      auto host = std::make_unique<HostAccess>();
+      host->device = id;
+      host->ifindex = d.ifindex;
+      host->name = host_name;
+      host->tap = std::make_shared<CaptureTap>(dataplane_.workers(), config_.limits.max_devices);
+      host->tap->watch_all(true);
+      port->host = std::move(host);
+      sync_host_proxies(*port);
+    }
+    if (port->host == nullptr)
+      spdlog::warn("lower {}: hostaccess was on, but {} is gone: off", li.name, host_name);
+  }
   ports_.push_back(std::move(port));
 }
 
@@ -388,10 +406,16 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
   if (nsid == kNoNsid)
     return failure(EINVAL, "Error: cannot address the caller's network namespace.");
   switch (req.op) {
-    case LinkOp::kAdd:
-      return add(req, caller, nsid);
+    case LinkOp::kAdd: {
+      Reply r = add(req, caller, nsid);
+      if (r.error != 0 || !req.hostaccess) return r;
+      // The device is made: its port takes the option too.
+      Reply err;
+      Found f = find_by_name(caller.inode(), nsid, req.name, &err);
+      return f.port != nullptr ? set_hostaccess(*f.port, *req.hostaccess) : err;
+    }
     case LinkOp::kSet:
-      return set(req, caller, nsid);
+      return req.hostaccess ? set_port_option(req, caller, nsid) : set(req, caller, nsid);
     case LinkOp::kDelete:
       return del(req, caller, nsid);
     case LinkOp::kShow:
@@ -573,6 +597,32 @@ control::Reply LinkService::set(const control::LinkRequest& req, const io::Netns
   return Reply{};
 }
 
+control::Reply LinkService::set_port_option(const control::LinkRequest& req,
+                                            const io::NetnsFd& caller, int32_t nsid) {
+  io::LinkInfo li;
+  if (rtnl_.get_link(req.name, &li, nsid) != 0) return cannot_find(req.name);
+  const Found f = find_device(caller.inode(), li.ifindex);
+  Port* port = f.port != nullptr ? f.port : find_lower(caller.inode(), li.ifindex);
+  if (port == nullptr) {
+    return refusal(EOPNOTSUPP, "\"" + req.name +
+                                   "\" is neither a umacvlan device nor the lower of one "
+                                   "(hostaccess is an option of a lower's port)");
+  }
+  control::LinkRequest rest = req;
+  rest.hostaccess.reset();
+  rest.type_macvlan = false;
+  control::LinkRequest bare;
+  bare.op = LinkOp::kSet;
+  bare.name = req.name;
+  const bool more = rest != bare;
+  if (f.dev == nullptr && more)
+    return refusal(EOPNOTSUPP, "on a lower, only hostaccess can be set");
+  if (more) {
+    if (Reply r = set(req, caller, nsid); r.error != 0) return r;
+  }
+  return set_hostaccess(*port, *req.hostaccess);
+}
+
 control::Reply LinkService::del(const control::LinkRequest& req, const io::NetnsFd& caller,
                                 int32_t nsid) {
   Reply err;
@@ -610,9 +660,11 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
         link_nsid = nsid_seen_from(caller, nsid, p->lower_ns, &there);
         link_ns = io::netns_name(p->lower_ns_inode);
       }
-      rows.emplace_back(li.ifindex,
-                        link_json(li, lower_name, p->lower_ifindex, *p->core.device(id), p->core,
-                                  Dataplane::device_counters(*d.io), link_nsid, link_ns));
+      nlohmann::json j = link_json(li, lower_name, p->lower_ifindex, *p->core.device(id), p->core,
+                                   Dataplane::device_counters(*d.io), link_nsid, link_ns);
+      if (p->host != nullptr && j.contains("linkinfo") && j["linkinfo"].contains("info_data"))
+        j["linkinfo"]["info_data"]["hostaccess"] = true;
+      rows.emplace_back(li.ifindex, std::move(j));
     }
   }
   std::sort(rows.begin(), rows.end(),
@@ -1253,6 +1305,9 @@ void LinkService::on_notices(const std::vector<Notice>& notices) {
 void LinkService::remove_device(Port& port, core::DeviceId id, bool destroy_tap) {
   auto it = port.devices.find(id);
   if (it == port.devices.end()) return;
+  forget_host_routes(port, id);
+  // LOWER.host deleted by hand: hostaccess is off.
+  if (port.host != nullptr && port.host->device == id) disable_hostaccess(port, false);
   std::shared_ptr<DeviceIo> io = std::move(it->second.io);
   release_namespace(it->second.pinned_ns);
   port.devices.erase(it);
@@ -1332,6 +1387,7 @@ State LinkService::snapshot() const {
     pr.lower_netns = p->lower_ns_inode;
     pr.lower_perm_mac = p->core.lower_perm_mac();
     pr.bclim = p->core.bclim();
+    pr.hostaccess = p->host != nullptr;
     for (const auto& [id, d] : p->devices) {
       const core::Device* cd = p->core.device(id);
       if (cd == nullptr) continue;
@@ -1399,6 +1455,7 @@ std::uint64_t LinkService::publish() {
     pv.port = p->published;
     pv.io = p->io;
     pv.capture = p->capture;
+    if (p->host != nullptr) pv.learn = p->host->tap;
     pv.devices.resize(p->core.slot_count());
     for (auto& [id, d] : p->devices) {
       if (id < pv.devices.size()) pv.devices[id] = d.io;

@@ -34,6 +34,7 @@
 //   removal wait (bounded) for the workers to let go of a device.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,7 @@
 #include <vector>
 
 #include "control/control_protocol.h"
+#include "core/ip_table.h"
 #include "core/port.h"
 #include "daemon/dataplane.h"
 #include "daemon/state_store.h"
@@ -130,6 +132,14 @@ class LinkService {
   // A device's name where it lives; empty when it is gone.
   std::string device_name(std::uint64_t port, core::DeviceId id) const;
   std::size_t max_devices() const { return config_.limits.max_devices; }
+
+  // ---- hostaccess (host_access.cc)
+  // Learns the devices' addresses from the ARP, NDP and DHCP frames the
+  // ports with hostaccess copied off the data path, and keeps their host
+  // routes in step; keeps the proxy entries in step with the lower's IPv6
+  // addresses. The loop calls it every 10 ms while hostaccess_active().
+  void hostaccess_tick();
+  bool hostaccess_active() const;
   void summary(std::vector<PortSummary>* ports, std::vector<LinkSummary>* links) const;
 
   // Every device's and port's counters with their names, for a scrape
@@ -145,6 +155,16 @@ class LinkService {
     std::string name;     // there
     ino_t pinned_ns = 0;  // where its TAP fds were opened (and are kept alive)
   };
+  // A port's hostaccess (host_access.cc).
+  struct HostAccess {
+    core::DeviceId device = core::kNoDevice;  // LOWER.host
+    int ifindex = 0;                          // in the lower's namespace
+    std::string name;
+    core::IpTable learned{core::IpTable::kDefaultMaxEntries, 0};  // no ageing
+    std::shared_ptr<CaptureTap> tap;  // the port's ARP, NDP and DHCP frames
+    std::set<std::array<std::uint8_t, 16>> proxied;
+    std::chrono::steady_clock::time_point next_sync;
+  };
   struct Port {
     std::uint64_t serial = 0;
     core::Port core;                              // the truth; published as a copy
@@ -159,6 +179,7 @@ class LinkService {
     core::LowerFilter applied;
     std::map<core::DeviceId, Device> devices;
     std::shared_ptr<CaptureTap> capture;  // while a capture runs
+    std::unique_ptr<HostAccess> host;     // hostaccess on
 
     explicit Port(core::Port p) : core(std::move(p)) {}
   };
@@ -177,6 +198,21 @@ class LinkService {
   // caller's namespace, opened the first time one is needed.
   int32_t nsid_seen_from(const io::NetnsFd& caller, int32_t nsid, const io::NetnsFd& other,
                          io::RtNetlink* there);
+
+  // ---- hostaccess (host_access.cc)
+  control::Reply set_hostaccess(Port& port, bool on);
+  // Drops the port's hostaccess; with remove_device_too, LOWER.host too
+  // (its routes and proxy entries go with it).
+  void disable_hostaccess(Port& port, bool remove_device_too);
+  void host_route(Port& port, const core::IpEntry& e, bool add);
+  void sync_host_proxies(Port& port);
+  void forget_host_routes(Port& port, core::DeviceId id);
+  // Drops what device id no longer has (a new address replaced an old one).
+  void prune_host_routes(Port& port, core::DeviceId id);
+  // `link set NAME ... hostaccess X`: NAME a device (its other changes
+  // first) or the lower of a port.
+  control::Reply set_port_option(const control::LinkRequest& req, const io::NetnsFd& caller,
+                                 int32_t nsid);
 
   // ---- lookup
   struct Found {

@@ -165,6 +165,13 @@ std::string render_metrics(const MetricsSnapshot& s) {
                  s.workers[w].lower_rx_frames + s.workers[w].tap_rx_frames);
   }
   {
+    Family fam(out, "umacvlan_worker_busy_seconds_total", "counter",
+               "Time a dataplane worker spent on turns with work (the rest it waited).");
+    for (std::size_t w = 0; w < s.workers.size(); ++w)
+      fam.sample(fmt::format("{{worker=\"{}\"}}", w),
+                 static_cast<double>(s.workers[w].busy_ns) / 1e9);
+  }
+  {
     Family fam(out, "umacvlan_worker_bursts_total", "counter",
                "Bursts a dataplane worker handled (frames per burst: frames / bursts).");
     for (std::size_t w = 0; w < s.workers.size(); ++w)

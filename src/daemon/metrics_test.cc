@@ -43,6 +43,7 @@ MetricsSnapshot known_snapshot() {
   w.lower_rx_frames = 7;
   w.tap_rx_frames = 8;
   w.bursts = 3;
+  w.busy_ns = 250000000;
   s.workers.push_back(w);
   s.control = {.ok = 11, .refused = 2, .error = 1};
   s.start_time_seconds = 1764500000.25;
@@ -98,6 +99,9 @@ umacvlan_port_bcqueue_overflows_total{port="lower0"} 5
 # HELP umacvlan_worker_frames_total Frames a dataplane worker read, from lowers and from devices.
 # TYPE umacvlan_worker_frames_total counter
 umacvlan_worker_frames_total{worker="0"} 15
+# HELP umacvlan_worker_busy_seconds_total Time a dataplane worker spent on turns with work (the rest it waited).
+# TYPE umacvlan_worker_busy_seconds_total counter
+umacvlan_worker_busy_seconds_total{worker="0"} 0.25
 # HELP umacvlan_worker_bursts_total Bursts a dataplane worker handled (frames per burst: frames / bursts).
 # TYPE umacvlan_worker_bursts_total counter
 umacvlan_worker_bursts_total{worker="0"} 3

@@ -54,6 +54,7 @@ json to_json(const PortRecord& p) {
             {"netns", static_cast<std::uint64_t>(p.lower_netns)},
             {"perm_mac", p.lower_perm_mac.to_string()}}},
           {"bclim", p.bclim},
+          {"hostaccess", p.hostaccess},
           {"devices", std::move(devices)}};
 }
 
@@ -103,6 +104,8 @@ PortRecord port_from(const json& j) {
   p.lower_netns = static_cast<ino_t>(get<std::uint64_t>(lower, "netns"));
   p.lower_perm_mac = get_mac(lower, "perm_mac");
   p.bclim = get<std::int32_t>(j, "bclim");
+  // Absent in files of earlier versions: off.
+  if (j.contains("hostaccess")) p.hostaccess = get<bool>(j, "hostaccess");
   for (const auto& d : get<json>(j, "devices")) p.devices.push_back(device_from(d));
   return p;
 }

@@ -53,6 +53,7 @@ struct PortRecord {
   ino_t lower_netns = 0;
   core::MacAddress lower_perm_mac;  // given back when the port goes (passthru)
   std::int32_t bclim = 0;
+  bool hostaccess = false;  // its LOWER.host is one of the devices
   std::vector<DeviceRecord> devices;
   bool operator==(const PortRecord&) const = default;
 };

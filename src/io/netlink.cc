@@ -6,6 +6,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/if_tun.h>
+#include <linux/neighbour.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/pkt_sched.h>
@@ -700,6 +701,55 @@ int RtNetlink::add_route(const IpRoute& r) {
   if (r.dst_prefix > 0) mnl_attr_put(nlh, RTA_DST, n, r.dst.data());
   if (r.has_gateway) mnl_attr_put(nlh, RTA_GATEWAY, n, r.gateway.data());
   if (r.ifindex > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(r.ifindex));
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+namespace {
+
+void put_host_route(nlmsghdr* nlh, const IpRoute& r, std::size_t n) {
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<uint8_t>(r.family);
+  rtm->rtm_dst_len = r.dst_prefix;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_type = RTN_UNICAST;
+  rtm->rtm_scope = RT_SCOPE_LINK;
+  mnl_attr_put(nlh, RTA_DST, n, r.dst.data());
+  if (r.ifindex > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(r.ifindex));
+}
+
+}  // namespace
+
+int RtNetlink::replace_route(const IpRoute& r) {
+  const std::size_t n = family_len(r.family);
+  if (n == 0) return fail(-EINVAL, "not an IPv4 or IPv6 route");
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWROUTE);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  put_host_route(nlh, r, n);
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+int RtNetlink::delete_route(const IpRoute& r) {
+  const std::size_t n = family_len(r.family);
+  if (n == 0) return fail(-EINVAL, "not an IPv4 or IPv6 route");
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_DELROUTE);
+  nlh->nlmsg_flags = 0;
+  put_host_route(nlh, r, n);
+  return transact(nlh, [](const nlmsghdr*) { return 0; });
+}
+
+int RtNetlink::add_neigh_proxy(int ifindex, const std::array<uint8_t, 16>& addr) {
+  char buf[kRequestSize];
+  nlmsghdr* nlh = start_request(buf, RTM_NEWNEIGH);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ndmsg)));
+  ndm->ndm_family = AF_INET6;
+  ndm->ndm_ifindex = ifindex;
+  ndm->ndm_flags = NTF_PROXY;
+  ndm->ndm_state = NUD_PERMANENT;
+  mnl_attr_put(nlh, NDA_DST, addr.size(), addr.data());
   return transact(nlh, [](const nlmsghdr*) { return 0; });
 }
 

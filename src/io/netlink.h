@@ -181,6 +181,14 @@ class RtNetlink {
   // Adds a route to the main table (NLM_F_CREATE | NLM_F_APPEND, as `ip route
   // append`, so that an equal-cost second gateway is kept).
   int add_route(const IpRoute& r);
+  // A host route of umacvlan's own (protocol static, scope link, main
+  // table): made or moved to r's device (NLM_F_REPLACE), or deleted (only
+  // a route that matches family, destination, prefix and device).
+  int replace_route(const IpRoute& r);
+  int delete_route(const IpRoute& r);
+  // An IPv6 proxy neighbour (`ip -6 neigh add proxy ADDR dev IFINDEX`):
+  // the device answers neighbour solicitations for addr (with proxy_ndp on).
+  int add_neigh_proxy(int ifindex, const std::array<uint8_t, 16>& addr);
   // The id under which this socket's namespace knows `other`; assigns one
   // (RTM_NEWNSID) if it has none yet. -1 (and 0 returned) when `other` is this
   // socket's own namespace.

@@ -3,7 +3,8 @@
 # `umacvlan reload` and SIGHUP (umacvlan only).
 #
 #   (a) a file with a wrong mode on line 7 is refused by check and by apply
-#       with FILE:7:COLUMN, and nothing is made;
+#       with FILE:7:COLUMN, and nothing is made; so is a file whose device
+#       names a lower that does not exist, or a name taken beside its lower;
 #   (b) apply makes three devices, each beside its lower (lower0 in h) and
 #       then moved to its namespace (a, b, c), up;
 #   (c) a second apply with c's MTU changed sets only c ("set mvc: mtu
@@ -100,6 +101,25 @@ check "bad file: apply names line 7" has "$ERR" "$CFG:7:8:"
 check "bad file: nothing made (a)" absent "$NS_H" mva
 check "bad file: nothing made (h)" absent "$NS_A" mva
 check "bad file: apply prints no action" test ! -s "$OUT"
+
+# A lower that does not exist, a name taken beside the lower: found before
+# the first change, so mva (first in the file, fine) is not made either.
+write_config 1500
+sed -i '12s/.*/lower = "lower9"/' "$CFG"   # line 12: mvb's lower
+"$BIN" config apply "$CFG" >"$OUT" 2>"$ERR"
+check "missing lower: apply exits 1" test $? = 1
+check "missing lower: says which and where" has "$ERR" "device \"mvb\": its lower \"lower9\" does not exist"
+check "missing lower: nothing made" absent "$NS_A" mva
+write_config 1500
+ip -n "$NS_H" link add mvb type veth peer name mvbpeer
+"$BIN" config apply "$CFG" >"$OUT" 2>"$ERR"
+check "name taken beside the lower: apply exits 1" test $? = 1
+check "name taken beside the lower: says so" has "$ERR" "\"mvb\" is taken beside its lower"
+check "name taken beside the lower: nothing made" absent "$NS_A" mva
+ip -n "$NS_H" link del mvb
+# Those applies started the daemon (it applied the same failing file at its
+# start): (b) wants a daemon started by a good apply.
+umv_stop_daemon "$UMACVLAN_SOCKET"
 
 # ------------------------------------------------------- (b) apply makes three
 write_config 1500

@@ -172,6 +172,8 @@ for r in (1, 2, 3):
         check("every drop reason", reasons == want, str(sorted(reasons)))
         frames = sum(v for k, v in samples.items() if k[0] == "umacvlan_worker_frames_total")
         check("the workers read frames", frames > 0, str(frames))
+        busy = sum(v for k, v in samples.items() if k[0] == "umacvlan_worker_busy_seconds_total")
+        check("the workers were busy some of the time", 0 < busy < 600, str(busy))
         start = value(samples, "umacvlan_daemon_start_time_seconds")
         check("a start time in the last 10 minutes", start is not None and 0 <= time.time() - start < 600,
               str(start))

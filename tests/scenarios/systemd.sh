@@ -147,7 +147,7 @@ umv_topo_down
 
 # The man page is part of the package (`make` builds it; `make product`
 # does not).
-[ -f "$BUILD_DIR/umacvlan.8" ] || cmake --build "$BUILD_DIR" --target man >/dev/null ||
+[ -f "$BUILD_DIR/umacvlan.8.gz" ] || cmake --build "$BUILD_DIR" --target man >/dev/null ||
     umv_die "cannot build the man page in $BUILD_DIR"
 PKG="$UMV_TMP/pkg"
 ROOT="$UMV_TMP/root"
@@ -177,7 +177,7 @@ umv_rec "ExecStart in the package" "$exec_start $(umv_yn test -x "$ROOT$exec_sta
     "/usr/sbin/umacvlan-daemon yes"
 umv_rec "CLI runs" "$(umv_yn "$ROOT/usr/sbin/umacvlan" -V)" yes
 umv_rec "CNI plugin usr/lib/cni/umacvlan" "$(umv_yn test -x "$ROOT/usr/lib/cni/umacvlan")" yes
-umv_rec "man page" "$(umv_yn test -s "$ROOT/usr/share/man/man8/umacvlan.8")" yes
+umv_rec "man page (gzip)" "$(umv_yn gzip -t "$ROOT/usr/share/man/man8/umacvlan.8.gz")" yes
 umv_rec "bash completion" "$(umv_yn bash -n "$ROOT/usr/share/bash-completion/completions/umacvlan")" yes
 umv_rec "zsh completion" "$(umv_yn test -s "$ROOT/usr/share/zsh/vendor-completions/_umacvlan")" yes
 scripts_ok() { local s; for s in postinst prerm postrm; do sh -n "$UMV_TMP/control/$s" || return 1; done; }
