@@ -21,7 +21,6 @@ using core::Mode;
 constexpr std::uint64_t kDefaultDeviceMac = 0x020000000000ULL;  // + N
 constexpr std::uint64_t kOutsideDst = 0x02000000ff01ULL;
 constexpr std::uint64_t kOutsideSrc = 0x02000000ff02ULL;
-constexpr std::uint16_t kEthertypeIpv4 = 0x0800;
 constexpr std::size_t kMinFrame = 60;
 
 // ---------------------------------------------------------------- parsing
@@ -197,8 +196,8 @@ std::array<std::uint8_t, kMinFrame> frame_bytes(MacAddress dst, MacAddress src) 
   std::array<std::uint8_t, kMinFrame> b{};
   std::copy(dst.octets().begin(), dst.octets().end(), b.begin());
   std::copy(src.octets().begin(), src.octets().end(), b.begin() + 6);
-  b[12] = kEthertypeIpv4 >> 8;
-  b[13] = kEthertypeIpv4 & 0xff;
+  b[12] = core::kEthertypeIpv4 >> 8;
+  b[13] = core::kEthertypeIpv4 & 0xff;
   return b;
 }
 

@@ -199,6 +199,36 @@ int open_netns(const std::string& name) {
   return fd;
 }
 
+// Sends request to the daemon (from namespace -n NAME when given) and, when
+// it cannot be reached or refuses, says so as ip would. 0 with *reply
+// filled (and, for a stream, its connection in *stream_fd), else the exit
+// code.
+int ask_daemon(const control::LinkRequest& request, const GlobalOptions& global,
+               control::Reply* reply, int* stream_fd = nullptr) {
+  int netns_fd = -1;
+  if (global.netns) {
+    netns_fd = open_netns(*global.netns);
+    if (netns_fd < 0) return kExitUsage;
+  }
+  std::string error;
+  const int rc = call_daemon(request, reply, !global.no_start, &error, netns_fd, stream_fd);
+  if (netns_fd >= 0) ::close(netns_fd);
+  if (rc < 0) {
+    write_out(stderr, error + "\n");
+    return kExitUnreachable;
+  }
+  if (reply->error != 0) {
+    std::string message = reply->message.empty()
+                              ? fmt::format("RTNETLINK answers: {}", std::strerror(reply->error))
+                              : reply->message;
+    if (message.empty() || message.back() != '\n') message += '\n';
+    write_out(stderr, message);
+    // ip looks names up itself and exits 1 when one is missing.
+    return reply->error == ENODEV && !reply->message.empty() ? kExitSyntax : kExitRefused;
+  }
+  return 0;
+}
+
 int run_link(const std::vector<std::string>& args, const GlobalOptions& global) {
   const LinkCommand command = parse_link_command(args);
   if (const auto* e = std::get_if<ParseError>(&command)) {
@@ -210,29 +240,8 @@ int run_link(const std::vector<std::string>& args, const GlobalOptions& global) 
     return 0;
   }
   const auto& request = std::get<control::LinkRequest>(command);
-
-  int netns_fd = -1;
-  if (global.netns) {
-    netns_fd = open_netns(*global.netns);
-    if (netns_fd < 0) return kExitUsage;
-  }
   control::Reply reply;
-  std::string error;
-  const int rc = call_daemon(request, &reply, !global.no_start, &error, netns_fd);
-  if (netns_fd >= 0) ::close(netns_fd);
-  if (rc < 0) {
-    write_out(stderr, error + "\n");
-    return kExitUnreachable;
-  }
-  if (reply.error != 0) {
-    std::string message = reply.message.empty()
-                              ? fmt::format("RTNETLINK answers: {}", std::strerror(reply.error))
-                              : reply.message;
-    if (message.empty() || message.back() != '\n') message += '\n';
-    write_out(stderr, message);
-    // ip looks names up itself and exits 1 when one is missing.
-    return reply.error == ENODEV && !reply.message.empty() ? kExitSyntax : kExitRefused;
-  }
+  if (const int code = ask_daemon(request, global, &reply); code != 0) return code;
   if (request.op == control::LinkOp::kShow)
     write_out(stdout, print_links(reply.links, global.print));
   return 0;
@@ -251,28 +260,9 @@ void on_stop_signal(int) {
 template <typename Consume>
 int run_stream(const control::LinkRequest& request, const GlobalOptions& global,
                Consume&& consume) {
-  int netns_fd = -1;
-  if (global.netns) {
-    netns_fd = open_netns(*global.netns);
-    if (netns_fd < 0) return kExitUsage;
-  }
   control::Reply reply;
-  std::string error;
   int fd = -1;
-  const int rc = call_daemon(request, &reply, !global.no_start, &error, netns_fd, &fd);
-  if (netns_fd >= 0) ::close(netns_fd);
-  if (rc < 0) {
-    write_out(stderr, error + "\n");
-    return kExitUnreachable;
-  }
-  if (reply.error != 0) {
-    std::string message = reply.message.empty()
-                              ? fmt::format("RTNETLINK answers: {}", std::strerror(reply.error))
-                              : reply.message;
-    if (message.back() != '\n') message += '\n';
-    write_out(stderr, message);
-    return reply.error == ENODEV ? kExitSyntax : kExitRefused;
-  }
+  if (const int code = ask_daemon(request, global, &reply, &fd); code != 0) return code;
   // Interrupted reads return (no SA_RESTART), so the loop sees g_stop.
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;

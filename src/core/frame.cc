@@ -46,7 +46,7 @@ DropReason FrameView::parse(std::span<const std::uint8_t> bytes, FrameView* out)
   out->tagged = false;
   std::size_t at = 12;
   std::uint16_t type = static_cast<std::uint16_t>(p[at] << 8 | p[at + 1]);
-  for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); ++tags) {
+  for (int tags = 0; tags < 2 && (type == kEthertypeVlan || type == kEthertypeQinQ); ++tags) {
     at += 4;
     if (bytes.size() < at + 2) return DropReason::kRunt;
     type = static_cast<std::uint16_t>(p[at] << 8 | p[at + 1]);

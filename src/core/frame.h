@@ -43,6 +43,11 @@ inline constexpr std::size_t kEthHeaderSize = 14;
 // Largest frame the engine accepts: a 64 KiB GSO payload plus headers.
 inline constexpr std::size_t kMaxFrameSize = 65535 + kEthHeaderSize + 8;
 inline constexpr std::uint16_t kEthertypePause = 0x8808;
+inline constexpr std::uint16_t kEthertypeIpv4 = 0x0800;
+inline constexpr std::uint16_t kEthertypeArp = 0x0806;
+inline constexpr std::uint16_t kEthertypeIpv6 = 0x86dd;
+inline constexpr std::uint16_t kEthertypeVlan = 0x8100;  // 802.1Q
+inline constexpr std::uint16_t kEthertypeQinQ = 0x88a8;  // 802.1ad
 
 struct FrameView {
   MacAddress dst;

@@ -6,11 +6,6 @@
 namespace umacvlan::core {
 namespace {
 
-constexpr std::uint16_t kEthertypeVlan = 0x8100;
-constexpr std::uint16_t kEthertypeQinQ = 0x88a8;
-constexpr std::uint16_t kEthertypeIpv4 = 0x0800;
-constexpr std::uint16_t kEthertypeArp = 0x0806;
-constexpr std::uint16_t kEthertypeIpv6 = 0x86dd;
 constexpr std::size_t kArpSize = 28;
 constexpr std::size_t kIpv4MinHeader = 20;
 constexpr std::size_t kIpv6Header = 40;

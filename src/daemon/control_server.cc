@@ -143,6 +143,8 @@ void ControlServer::answer(Client& c, const control::Reply& reply) {
     line = control::to_json(failure(EIO, "Error: the reply could not be encoded.")).dump();
   }
   line.push_back('\n');
+  // Before whatever a stream's owner queued already.
+  line.append(c.out, c.sent, std::string::npos);
   c.out = std::move(line);
   c.sent = 0;
   c.writing = true;
@@ -287,13 +289,13 @@ void ControlServer::on_readable(Client& c) {
     }
     if (reply.error == 0 && control::streaming(req.op)) {
       const StreamId id = next_stream_++;
-      const int fd = c.fd.get();
       c.stream = id;
-      streams_.emplace(id, fd);
+      streams_.emplace(id, c.fd.get());
       ++stats_.streams;
+      // The stream is live before its reply leaves: what happens after the
+      // client has the reply is in the stream.
+      if (stream_opened_) stream_opened_(id, req, caller);
       answer(c, reply);
-      // Announced only if the reply could be sent (the client is still here).
-      if (clients_.count(fd) != 0 && stream_opened_) stream_opened_(id, req, caller);
       return;
     }
     answer(c, reply);

@@ -24,7 +24,8 @@
 //   and is counted, and the server goes on.
 // - Streams (control::streaming(op): capture, monitor): when the handler
 //   answers such a request with success, the connection stays open after
-//   the reply. The server calls on_stream_open(id, request, caller) and
+//   the reply. The server calls on_stream_open(id, request, caller) before
+//   it sends the reply (lines the owner queues then follow the reply), and
 //   from then on the owner sends lines with send_line(id, ...); the
 //   client's own bytes are read and ignored; the stream ends when the
 //   client closes (on_stream_closed(id) is called) or the owner calls

@@ -333,6 +333,8 @@ TEST_F(ControlServerTest, AStreamStaysOpenAfterItsReplyAndCarriesLines) {
         EXPECT_EQ(req.op, control::LinkOp::kMonitor);
         EXPECT_TRUE(ns.valid());
         opened.push_back(id);
+        // Queued as the stream opens: it follows the reply.
+        EXPECT_TRUE(server_.send_line(id, R"({"type":"zero"})"));
       },
       [&](ControlServer::StreamId id) { closed.push_back(id); });
   const int fd = connect_and_send(stream_request());
@@ -343,10 +345,12 @@ TEST_F(ControlServerTest, AStreamStaysOpenAfterItsReplyAndCarriesLines) {
   EXPECT_TRUE(server_.send_line(opened[0], R"({"type":"one"})"));
   EXPECT_TRUE(server_.send_line(opened[0], R"({"type":"two"})"));
   std::string got;
-  std::thread reader([&] { got = read_lines(fd, 3); });
-  pump([&] { return std::count(got.begin(), got.end(), '\n') >= 3; }, 2s);
+  std::thread reader([&] { got = read_lines(fd, 4); });
+  pump([&] { return std::count(got.begin(), got.end(), '\n') >= 4; }, 2s);
   reader.join();
-  EXPECT_EQ(got, "{\"error\":0,\"links\":[]}\n{\"type\":\"one\"}\n{\"type\":\"two\"}\n");
+  EXPECT_EQ(got,
+            "{\"error\":0,\"links\":[]}\n{\"type\":\"zero\"}\n{\"type\":\"one\"}\n{\"type\":"
+            "\"two\"}\n");
   // The client goes: the owner hears of it, and lines go nowhere.
   ::close(fd);
   ASSERT_TRUE(pump([&] { return !closed.empty(); }));

@@ -53,16 +53,16 @@ bool teaches_addresses(std::span<const std::uint8_t> f) {
   std::size_t l3 = kEthHeader;
   if (f.size() < l3) return false;
   std::uint16_t type = static_cast<std::uint16_t>(f[12] << 8 | f[13]);
-  if (type == 0x8100 && f.size() >= l3 + kVlanHeader) {
+  if (type == core::kEthertypeVlan && f.size() >= l3 + kVlanHeader) {
     type = static_cast<std::uint16_t>(f[16] << 8 | f[17]);
     l3 += kVlanHeader;
   }
-  if (type == 0x0806) return true;
-  if (type == 0x86dd) {
+  if (type == core::kEthertypeArp) return true;
+  if (type == core::kEthertypeIpv6) {
     // No extension headers: NDP travels without them.
     return f.size() >= l3 + 41 && f[l3 + 6] == 58 && f[l3 + 40] >= 133 && f[l3 + 40] <= 136;
   }
-  if (type == 0x0800 && f.size() >= l3 + 20 && f[l3 + 9] == 17) {
+  if (type == core::kEthertypeIpv4 && f.size() >= l3 + 20 && f[l3 + 9] == 17) {
     const std::size_t l4 = l3 + static_cast<std::size_t>(f[l3] & 0x0f) * 4;
     if (f.size() < l4 + 4) return false;
     const std::uint16_t sport = static_cast<std::uint16_t>(f[l4] << 8 | f[l4 + 1]);

@@ -710,7 +710,8 @@ bool LinkService::attach_capture(std::uint64_t port, std::shared_ptr<CaptureTap>
   for (auto& p : ports_) {
     if (p->serial != port) continue;
     p->capture = std::move(tap);
-    publish();
+    // The workers take it before the client hears that the capture runs.
+    dataplane_.wait_for(publish(), kReleaseTimeoutMs);
     return true;
   }
   return false;
