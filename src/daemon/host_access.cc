@@ -69,6 +69,8 @@ control::Reply LinkService::set_hostaccess(Port& port, bool on) {
   if (on == (port.host != nullptr)) return control::Reply{};
   if (!on) {
     disable_hostaccess(port, true);
+    // LOWER.host may have been the port's last device.
+    remove_port_if_empty(port);
     save();
     return control::Reply{};
   }

@@ -22,6 +22,8 @@
 #   (g) the config file: `hostaccess = true` on a device turns its port's on
 #       (the device itself unchanged), `config dump` says so (and does not
 #       list lower0.host), `hostaccess = false` turns it off again.
+#   (h) with hostaccess on, deleting every device leaves lower0.host (and the
+#       port); turning it off then removes the port too.
 #
 # Root. Namespaces umv-ha-<pid>-*; the daemon lives in one of them; all is
 # removed on exit. Environment: UMACVLAN_BIN. Exit: 0 as expected, 1
@@ -194,6 +196,16 @@ write_cfg false
 check "config apply: set lower0: hostaccess off" grep -q "set lower0: hostaccess off" "$UMV_TMP/cfg.out"
 host_state >"$AFTER"
 check "config off: the host as it was, byte for byte" diff "$BEFORE" "$AFTER"
+
+# --------------------------------------------- (h) the port's last device
+echo "== (h) hostaccess outlives the port's devices, off then ends the port"
+umv_mv "$NS_H" link set dev lower0 type macvlan hostaccess on
+umv_mv "$NS_A" link del mva
+umv_mv "$NS_B" link del mvb
+check "with no device left, lower0.host stays" umv_link_ready "$NS_H" lower0.host
+umv_mv "$NS_H" link set dev lower0 type macvlan hostaccess off
+no_port_left() { ! ip netns exec "$NS_H" nft list tables 2>/dev/null | grep -q umacvlan; }
+check "off: lower0.host gone and the port with it (no nftables table left)" no_port_left
 umv_topo_down
 
 if [ "$FAILS" = 0 ]; then echo "hostaccess: all checks passed"; exit 0; fi
