@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/stream_test_util.h"
 #include "core/frame.h"
 #include "core/mac_address.h"
 
@@ -223,19 +224,6 @@ const Bytes& udp_dns() {
       eth(kB, kA, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(5353, 53, Bytes(12, 0))));
   return f;
 }
-
-// A LineSource over fixed lines that counts what it handed out.
-struct Lines {
-  std::vector<std::string> lines;
-  std::size_t next = 0;
-  LineSource source() {
-    return [this](std::string* line) {
-      if (next >= lines.size()) return false;
-      *line = lines[next++];
-      return true;
-    };
-  }
-};
 
 struct TempFile {
   std::string path;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/stream_test_util.h"
+
 namespace umacvlan::cli {
 namespace {
 
@@ -200,18 +202,6 @@ TEST(MonitorFormat, OtherTypesAndOddValuesAreNotShownOrLeftOut) {
 }
 
 // ------------------------------------------------------------------ streams
-
-struct Lines {
-  std::vector<std::string> lines;
-  std::size_t next = 0;
-  LineSource source() {
-    return [this](std::string* line) {
-      if (next >= lines.size()) return false;
-      *line = lines[next++];
-      return true;
-    };
-  }
-};
 
 // Counts the flushes of the stream that writes into it.
 class CountingBuf : public std::stringbuf {

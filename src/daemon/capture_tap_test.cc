@@ -57,7 +57,7 @@ TEST(CaptureTap, ARecordCarriesTheFrameAndTheDecision) {
   EXPECT_EQ(r.targets_total, 2u);
   EXPECT_EQ(r.targets[1].device, 2u);
   EXPECT_GT(r.time_ns, 1'700'000'000'000'000'000ull);  // a wall-clock time
-  EXPECT_TRUE(take(tap).empty());                        // taken once
+  EXPECT_TRUE(take(tap).empty());                      // taken once
 }
 
 TEST(CaptureTap, BigFramesAreCutAtTheSnapLength) {

@@ -741,6 +741,7 @@ void LinkService::summary(std::vector<PortSummary>* ports, std::vector<LinkSumma
     ports->push_back(
         PortSummary{p->serial, p->lower_name, p->lower_ns_inode, ls.carrier, ls.mtu, ls.mac,
                     p->io != nullptr ? Dataplane::port_counters(*p->io) : core::PortCounters{}});
+    if (links == nullptr) continue;
     for (const auto& [id, d] : p->devices) {
       const core::Device* cd = p->core.device(id);
       if (cd == nullptr) continue;

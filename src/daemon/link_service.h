@@ -140,6 +140,7 @@ class LinkService {
   // addresses. The loop calls it every 10 ms while hostaccess_active().
   void hostaccess_tick();
   bool hostaccess_active() const;
+  // The ports and, unless links is null, their devices.
   void summary(std::vector<PortSummary>* ports, std::vector<LinkSummary>* links) const;
 
   // Every device's and port's counters with their names, for a scrape
