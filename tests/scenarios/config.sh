@@ -110,6 +110,12 @@ sed -i '12s/.*/lower = "lower9"/' "$CFG"   # line 12: mvb's lower
 check "missing lower: apply exits 1" test $? = 1
 check "missing lower: says which and where" has "$ERR" "device \"mvb\": its lower \"lower9\" does not exist"
 check "missing lower: nothing made" absent "$NS_A" mva
+# That apply started the daemon, which applies the file once more at its
+# start, as a child of its own: let it finish before the file changes, or it
+# may read the next version and race the next step.
+check "missing lower: the daemon's start-time apply ended" \
+    umv_wait_for 10 grep -q "config apply of $CFG: " "$LOG"
+check "missing lower: it made nothing either" absent "$NS_A" mva
 write_config 1500
 ip -n "$NS_H" link add mvb type veth peer name mvbpeer
 "$BIN" config apply "$CFG" >"$OUT" 2>"$ERR"
