@@ -116,12 +116,13 @@ _umacvlan() {
         mode) COMPREPLY=($(compgen -W "$modes" -- "$cur")); return ;;
         flag) COMPREPLY=($(compgen -W "null nopromisc nodst" -- "$cur")); return ;;
         macaddr) COMPREPLY=($(compgen -W "add del set flush" -- "$cur")); return ;;
-        spoofchk) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
-        name | address | mtu | bcqueuelen | bclim) return ;;
+        spoofchk | hostaccess | macnat) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
+        name | address | mtu | bcqueuelen | bclim | macnat_ageing) return ;;
     esac
     local macvlan=""
     [[ " ${words[*]:i:cword-i} " == *" type macvlan "* ]] &&
-        macvlan="mode flag nopromisc nodst bcqueuelen bclim macaddr spoofchk"
+        macvlan="mode flag nopromisc nodst bcqueuelen bclim macaddr spoofchk hostaccess
+            macnat macnat_ageing"
     case "$command" in
         add)
             COMPREPLY=($(compgen -W "link name type address mtu up down $macvlan" -- "$cur")) ;;

@@ -45,11 +45,14 @@ struct Key {
 
 // Every key a [[device]] table may hold.
 constexpr Key kKeys[] = {
-    {"name", Type::kString},       {"lower", Type::kString},       {"lower_netns", Type::kString},
-    {"netns", Type::kString},      {"mode", Type::kString},        {"mac", Type::kString},
-    {"mtu", Type::kInteger},       {"up", Type::kBoolean},         {"bcqueuelen", Type::kInteger},
-    {"nopromisc", Type::kBoolean}, {"nodst", Type::kBoolean},      {"spoofchk", Type::kBoolean},
-    {"source", Type::kMacList},    {"hostaccess", Type::kBoolean},
+    {"name", Type::kString},        {"lower", Type::kString},
+    {"lower_netns", Type::kString}, {"netns", Type::kString},
+    {"mode", Type::kString},        {"mac", Type::kString},
+    {"mtu", Type::kInteger},        {"up", Type::kBoolean},
+    {"bcqueuelen", Type::kInteger}, {"nopromisc", Type::kBoolean},
+    {"nodst", Type::kBoolean},      {"spoofchk", Type::kBoolean},
+    {"source", Type::kMacList},     {"hostaccess", Type::kBoolean},
+    {"macnat", Type::kBoolean},     {"macnat_ageing", Type::kInteger},
 };
 
 std::string_view type_name(Type t) {
@@ -135,7 +138,7 @@ std::optional<ConfigError> read_device(const toml::table& t, DeviceSpec* d) {
           key.source(),
           fmt::format("unknown key \"{}\" (a device knows name, lower, lower_netns, netns, "
                       "mode, mac, mtu, up, bcqueuelen, nopromisc, nodst, spoofchk, hostaccess, "
-                      "source)",
+                      "macnat, macnat_ageing, source)",
                       key.str()));
     }
     const bool type_ok = known->type == Type::kString    ? value.is_string()
@@ -200,6 +203,16 @@ std::optional<ConfigError> read_device(const toml::table& t, DeviceSpec* d) {
       d->spoofchk = value.as_boolean()->get();
     } else if (k == "hostaccess") {
       d->hostaccess = value.as_boolean()->get();
+    } else if (k == "macnat") {
+      d->macnat = value.as_boolean()->get();
+    } else if (k == "macnat_ageing") {
+      const std::int64_t v = value.as_integer()->get();
+      if (v < control::kMinMacnatAgeing || v > control::kMaxMacnatAgeing) {
+        return at(value.source(),
+                  fmt::format("\"macnat_ageing\" must be in [{}, {}] (seconds), not {}",
+                              control::kMinMacnatAgeing, control::kMaxMacnatAgeing, v));
+      }
+      d->macnat_ageing = static_cast<std::uint32_t>(v);
     } else if (k == "source") {
       source_node = &value;
       std::set<core::MacAddress> seen;
@@ -242,6 +255,34 @@ std::string flags_text(bool nopromisc, bool nodst) {
 std::uint16_t flags_of(bool nopromisc, bool nodst) {
   return static_cast<std::uint16_t>((nopromisc ? core::kFlagNoPromisc : 0) |
                                     (nodst ? core::kFlagNoDst : 0));
+}
+
+std::string_view on_off(bool on) {
+  return on ? "on" : "off";
+}
+
+// A setting of the port (hostaccess, macnat, macnat_ageing): devices of one
+// lower that both give it agree. said(d): the value d gives, as text, or
+// nullopt when d leaves it to the others.
+template <typename Said>
+std::optional<ConfigError> port_disagreement(const ConfigFile& file, std::string_view key,
+                                             Said said) {
+  std::map<std::pair<std::string, std::string>, std::pair<const DeviceSpec*, std::string>> first;
+  for (const DeviceSpec& d : file.devices) {
+    const std::optional<std::string> value = said(d);
+    if (!value) continue;
+    auto [it, fresh] =
+        first.emplace(std::pair(netns_path(d.lower_netns), d.lower), std::pair(&d, *value));
+    const auto& [other, other_value] = it->second;
+    if (!fresh && other_value != *value) {
+      return ConfigError{
+          d.line, d.column,
+          fmt::format("device \"{}\" sets {} {} on lower \"{}\", device "
+                      "\"{}\" on line {} sets it {}: it is one setting of the port",
+                      d.name, key, *value, d.lower, other->name, other->line, other_value)};
+    }
+  }
+  return std::nullopt;
 }
 
 std::string toml_string(std::string_view s) {
@@ -293,19 +334,21 @@ std::variant<ConfigFile, ConfigError> parse_config(std::string_view text, std::s
       file.devices.push_back(std::move(d));
     }
   }
-  // hostaccess belongs to the port: the devices of one lower agree on it.
-  std::map<std::pair<std::string, std::string>, const DeviceSpec*> port_says;
-  for (const DeviceSpec& d : file.devices) {
-    if (!d.hostaccess) continue;
-    auto [it, fresh] = port_says.emplace(std::pair(netns_path(d.lower_netns), d.lower), &d);
-    if (!fresh && *it->second->hostaccess != *d.hostaccess) {
-      return ConfigError{
-          d.line, d.column,
-          fmt::format("device \"{}\" sets hostaccess {} on lower \"{}\", device "
-                      "\"{}\" on line {} sets it {}: it is one setting of the port",
-                      d.name, *d.hostaccess ? "on" : "off", d.lower, it->second->name,
-                      it->second->line, *it->second->hostaccess ? "on" : "off")};
-    }
+  // hostaccess and macnat belong to the port: the devices of one lower agree.
+  if (auto e = port_disagreement(file, "hostaccess", [](const DeviceSpec& d) {
+        return d.hostaccess ? std::optional<std::string>(on_off(*d.hostaccess)) : std::nullopt;
+      })) {
+    return *e;
+  }
+  if (auto e = port_disagreement(file, "macnat", [](const DeviceSpec& d) {
+        return d.macnat ? std::optional<std::string>(on_off(*d.macnat)) : std::nullopt;
+      })) {
+    return *e;
+  }
+  if (auto e = port_disagreement(file, "macnat_ageing", [](const DeviceSpec& d) {
+        return d.macnat_ageing ? std::optional(std::to_string(*d.macnat_ageing)) : std::nullopt;
+      })) {
+    return *e;
   }
   // A device is its name in its namespace.
   std::map<std::pair<std::string, std::string>, const DeviceSpec*> seen;
@@ -347,6 +390,8 @@ std::optional<RunningDevice> running_from_json(const nlohmann::json& j) {
   r.nodst = data.value("nodst", false);
   r.spoofchk = data.value("spoofchk", false);
   r.hostaccess = data.value("hostaccess", false);
+  r.macnat = data.value("macnat", false);
+  r.macnat_ageing = data.value("macnat_ageing", control::kDefaultMacnatAgeing);
   if (const auto list = data.find("macaddr_data"); list != data.end() && list->is_array()) {
     for (const auto& m : *list) {
       if (auto mac = core::MacAddress::parse(m.is_string() ? m.get<std::string>() : "")) {
@@ -488,6 +533,71 @@ std::vector<Action> plan(const ConfigFile& file,
   return actions;
 }
 
+std::vector<PortAction> plan_ports(const ConfigFile& file,
+                                   const std::map<std::size_t, RunningDevice>& running) {
+  // What the file says of each port, and what its running devices show.
+  struct Port {
+    const DeviceSpec* first = nullptr;
+    std::optional<bool> hostaccess;
+    std::optional<bool> macnat;
+    std::optional<std::uint32_t> macnat_ageing;
+    bool hostaccess_on = false;
+    bool macnat_on = false;
+    std::uint32_t macnat_ageing_now = control::kDefaultMacnatAgeing;
+  };
+  std::map<std::pair<std::string, std::string>, Port> ports;
+  for (const DeviceSpec& d : file.devices) {
+    if (!d.hostaccess && !d.macnat && !d.macnat_ageing) continue;
+    Port& p = ports[std::pair(netns_path(d.lower_netns), d.lower)];
+    if (p.first == nullptr) p.first = &d;
+    if (d.hostaccess) p.hostaccess = d.hostaccess;
+    if (d.macnat) p.macnat = d.macnat;
+    if (d.macnat_ageing) p.macnat_ageing = d.macnat_ageing;
+  }
+  for (const auto& [i, r] : running) {
+    const DeviceSpec& f = file.devices[i];
+    const auto it = ports.find(std::pair(netns_path(f.lower_netns), f.lower));
+    if (it == ports.end()) continue;
+    Port& p = it->second;
+    if (r.hostaccess) p.hostaccess_on = true;
+    if (r.macnat) {
+      p.macnat_on = true;
+      p.macnat_ageing_now = r.macnat_ageing;
+    }
+  }
+  std::vector<PortAction> actions;
+  for (const auto& [key, p] : ports) {
+    PortAction a;
+    a.lower = p.first->lower;
+    a.lower_netns = p.first->lower_netns;
+    a.request.op = control::LinkOp::kSet;
+    a.request.name = a.lower;
+    a.request.type_macvlan = true;
+    if (p.hostaccess && *p.hostaccess != p.hostaccess_on) {
+      PortAction h = a;
+      h.request.hostaccess = *p.hostaccess;
+      h.what.push_back(fmt::format("hostaccess {}", on_off(*p.hostaccess)));
+      actions.push_back(std::move(h));
+    }
+    const bool macnat = p.macnat.value_or(p.macnat_on);
+    const bool turns = macnat != p.macnat_on;
+    // Shown only while macnat is on: when it turns on, the file's ageing
+    // goes with it.
+    const bool ageing =
+        p.macnat_ageing && macnat && (!p.macnat_on || *p.macnat_ageing != p.macnat_ageing_now);
+    if (turns || ageing) {
+      a.request.macnat = macnat;
+      if (turns) a.what.push_back(fmt::format("macnat {}", on_off(macnat)));
+      if (ageing) {
+        a.request.macnat_ageing = p.macnat_ageing;
+        a.what.push_back(fmt::format("macnat_ageing {}", *p.macnat_ageing));
+      }
+      actions.push_back(std::move(a));
+    }
+  }
+  return actions;
+}
+
 nlohmann::json made_to_json(const std::vector<Made>& made) {
   nlohmann::json list = nlohmann::json::array();
   for (const Made& m : made) list.push_back({{"name", m.name}, {"netns", m.netns}});
@@ -540,6 +650,7 @@ std::string dump_config(const std::vector<DumpedDevice>& devices) {
     if (r.nodst) out += "nodst = true\n";
     if (r.spoofchk) out += "spoofchk = true\n";
     if (r.hostaccess) out += "hostaccess = true\n";
+    if (r.macnat) out += fmt::format("macnat = true\nmacnat_ageing = {}\n", r.macnat_ageing);
     if (r.mode == core::Mode::kSource) {
       out += "source = [";
       for (std::size_t i = 0; i < r.sources.size(); ++i) {
@@ -942,31 +1053,15 @@ int config_apply(const std::string& path, bool allow_start) {
         break;
     }
   }
-  // The ports' hostaccess, once their devices are in place: only where the
+  // The ports' settings, once their devices are in place: only where the
   // file says and it differs from what runs.
-  std::map<std::pair<std::string, std::string>, const DeviceSpec*> port_wants;
-  for (const DeviceSpec& d : file.devices) {
-    if (d.hostaccess) port_wants.emplace(std::pair(netns_path(d.lower_netns), d.lower), &d);
-  }
-  for (const auto& [key, d] : port_wants) {
-    bool running_on = false;
-    for (const auto& [i, r] : running) {
-      const DeviceSpec& f = file.devices[i];
-      if (f.lower == d->lower && netns_path(f.lower_netns) == key.first && r.hostaccess)
-        running_on = true;
-    }
-    if (running_on == *d->hostaccess) continue;
-    control::LinkRequest set;
-    set.op = control::LinkOp::kSet;
-    set.name = d->lower;
-    set.type_macvlan = true;
-    set.hostaccess = *d->hostaccess;
-    const Call c = ask(set, *space(d->lower_netns), allow_start);
+  for (const PortAction& p : plan_ports(file, running)) {
+    const Call c = ask(p.request, *space(p.lower_netns), allow_start);
     if (failed(c)) {
-      refused(d->lower, failure_of(c));
+      refused(p.lower, failure_of(c));
       continue;
     }
-    out(fmt::format("set {}: hostaccess {}\n", d->lower, *d->hostaccess ? "on" : "off"));
+    for (const std::string& w : p.what) out(fmt::format("set {}: {}\n", p.lower, w));
   }
   if (write_record(record, std::vector<Made>(made.begin(), made.end()), &why) != 0) {
     err(fmt::format("umacvlan: {}\n", why));

@@ -26,6 +26,13 @@
 //   nodst = false         source only
 //   spoofchk = false      umacvlan's own
 //   source = ["02:..."]   source mode only: the whole source list
+//   hostaccess = true     umacvlan's own, of the lower's port: its
+//                         LOWER.host reaches the port's bridge devices
+//   macnat = true         umacvlan's own, of the lower's port: frames leave
+//                         with the lower's MAC (Wi-Fi stations)
+//   macnat_ageing = 300   the port's MAC NAT ageing, seconds, 1..86400
+// hostaccess, macnat and macnat_ageing are settings of the port: devices of
+// one lower that give one agree on it; unset leaves the port as it is.
 // A device is known by its name and namespace; two tables for one device
 // are an error. Keys not set are not managed: what the running device has
 // for them stays (except up, nopromisc, nodst, spoofchk and source, whose
@@ -37,13 +44,14 @@
 // file with the running devices (as the daemon's `link show -d` JSON) and
 // the devices the previous apply made, and returns what to do, device by
 // device: nothing for a device that matches, one `link set` request with
-// only the differences, an add, or a delete. dump_config() writes running
-// devices as a file that parse_config() accepts. All of these are pure: no
-// I/O, no globals. run_config() is the I/O: it reads the file, asks the
-// daemon (control_client.h), moves devices between namespaces with `ip`,
-// keeps the record of what it made (record_path()) and prints one line per
-// device. An invalid file, or a namespace that cannot be opened, changes
-// nothing.
+// only the differences, an add, or a delete; plan_ports() does the same for
+// the ports' settings. dump_config() writes running devices as a file that
+// parse_config() accepts. All of these are pure: no I/O, no globals.
+// run_config() is the I/O: it reads the file, asks the daemon
+// (control_client.h), moves devices between namespaces with `ip`, keeps the
+// record of what it made (record_path()) and prints one line per device and
+// one per changed port setting ("set LOWER: macnat on"). An invalid file,
+// or a namespace that cannot be opened, changes nothing.
 #pragma once
 
 #include <cstdint>
@@ -77,8 +85,10 @@ struct DeviceSpec {
   bool nodst = false;
   bool spoofchk = false;
   // The port of its lower (umacvlan's own, see `link help macvlan`): on or
-  // off; unset leaves the port as it is.
+  // off, the ageing in seconds; unset leaves the port as it is.
   std::optional<bool> hostaccess;
+  std::optional<bool> macnat;
+  std::optional<std::uint32_t> macnat_ageing;  // seconds
   std::vector<core::MacAddress> sources;
   int line = 0;  // of its [[device]] table
   int column = 0;
@@ -123,7 +133,11 @@ struct RunningDevice {
   bool nopromisc = false;
   bool nodst = false;
   bool spoofchk = false;
-  bool hostaccess = false;  // its port's
+  // Its port's (shown for every device of the port); the ageing only
+  // means something while macnat is on.
+  bool hostaccess = false;
+  bool macnat = false;
+  std::uint32_t macnat_ageing = control::kDefaultMacnatAgeing;
   std::vector<core::MacAddress> sources;
 };
 
@@ -164,6 +178,22 @@ std::vector<Action> plan(const ConfigFile& file,
 control::LinkRequest add_request(const DeviceSpec& want);
 std::optional<control::LinkRequest> set_request(const DeviceSpec& want, const RunningDevice& have,
                                                 std::string* what);
+
+// A port whose settings in the file (hostaccess, macnat, macnat_ageing)
+// differ from what its running devices show. Each request is a `link set`
+// on the lower, sent in the lower's namespace once the devices are in place:
+// one for hostaccess, one for macnat (it carries macnat, and macnat_ageing
+// when the file gives one that differs and macnat stays or turns on).
+struct PortAction {
+  std::string lower;
+  std::string lower_netns;  // as written
+  control::LinkRequest request;
+  std::vector<std::string> what;  // one line each: "hostaccess on", "macnat_ageing 60"
+};
+// Ports in (lower's namespace path, lower) order; nothing for a port that
+// matches or that the file leaves as it is.
+std::vector<PortAction> plan_ports(const ConfigFile& file,
+                                   const std::map<std::size_t, RunningDevice>& running);
 
 // The record of an apply, as JSON: {"devices": [{"name", "netns"}, ...]}.
 nlohmann::json made_to_json(const std::vector<Made>& made);

@@ -123,6 +123,91 @@ hostaccess = false
 )");
 }
 
+TEST(ConfigFile, MacnatIsOneSettingOfAPort) {
+  const ConfigFile f = parse_ok(R"([[device]]
+name = "mv0"
+lower = "eth0"
+macnat = true
+macnat_ageing = 60
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+
+[[device]]
+name = "mv2"
+lower = "eth0"
+macnat = true
+
+[[device]]
+name = "mv3"
+lower = "eth1"
+macnat = false
+macnat_ageing = 1
+
+[[device]]
+name = "mv4"
+lower = "eth2"
+macnat_ageing = 86400
+)");
+  ASSERT_EQ(f.devices.size(), 5u);
+  EXPECT_EQ(f.devices[0].macnat, true);
+  EXPECT_EQ(f.devices[0].macnat_ageing, 60u);
+  EXPECT_FALSE(f.devices[1].macnat.has_value());  // the port as it is
+  EXPECT_FALSE(f.devices[1].macnat_ageing.has_value());
+  EXPECT_EQ(f.devices[2].macnat, true);
+  EXPECT_FALSE(f.devices[2].macnat_ageing.has_value());  // mv0 gives it
+  EXPECT_EQ(f.devices[3].macnat, false);
+  EXPECT_EQ(f.devices[3].macnat_ageing, 1u);
+  EXPECT_FALSE(f.devices[4].macnat.has_value());
+  EXPECT_EQ(f.devices[4].macnat_ageing, 86400u);
+
+  ConfigError e = parse_bad(R"([[device]]
+name = "mv0"
+lower = "eth0"
+macnat = true
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+macnat = false
+)");
+  EXPECT_EQ(e.line, 6);
+  EXPECT_EQ(e.column, 1);
+  EXPECT_EQ(e.reason,
+            "device \"mv1\" sets macnat off on lower \"eth0\", device \"mv0\" on line 1 sets it "
+            "on: it is one setting of the port");
+  e = parse_bad(R"([[device]]
+name = "mv0"
+lower = "eth0"
+macnat = true
+macnat_ageing = 60
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+macnat_ageing = 120
+)");
+  EXPECT_EQ(e.line, 7);
+  EXPECT_EQ(e.reason,
+            "device \"mv1\" sets macnat_ageing 120 on lower \"eth0\", device \"mv0\" on line 1 "
+            "sets it 60: it is one setting of the port");
+  // One lower in two namespaces is two ports.
+  parse_ok(R"([[device]]
+name = "mv0"
+lower = "eth0"
+macnat = true
+macnat_ageing = 60
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+lower_netns = "red"
+macnat = false
+macnat_ageing = 120
+)");
+}
+
 TEST(ConfigFile, EmptyFileHasNoDevices) {
   EXPECT_TRUE(parse_ok("# nothing yet\n").devices.empty());
 }
@@ -158,6 +243,21 @@ TEST(ConfigFile, RefusesWhatIsWrong) {
   };
   const Case cases[] = {
       {"[[device]]\nname = \"a\"\nlower = \"e\"\ncolour = 1\n", 4, "unknown key \"colour\""},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\ncolour = 1\n", 4,
+       "hostaccess, macnat, macnat_ageing, source)"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nhostaccess = \"on\"\n", 4,
+       "\"hostaccess\" must be true or false, not a string"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat = 1\n", 4,
+       "\"macnat\" must be true or false, not an integer"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat_ageing = \"300\"\n", 4,
+       "\"macnat_ageing\" must be an integer, not a string"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat_ageing = 300.0\n", 4,
+       "\"macnat_ageing\" must be an integer, not a float"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat_ageing = 0\n", 4,
+       "\"macnat_ageing\" must be in [1, 86400] (seconds), not 0"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat_ageing = 86401\n", 4,
+       "\"macnat_ageing\" must be in [1, 86400] (seconds), not 86401"},
+      {"[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat_ageing = -5\n", 4, "not -5"},
       {"title = \"x\"\n", 1, "unknown key \"title\""},
       {"[device]\nname = \"a\"\nlower = \"e\"\n", 1, "[[device]]"},
       {"[[device]]\nname = \"a\"\nlower = \"e\"\nmtu = \"1400\"\n", 4,
@@ -193,6 +293,12 @@ TEST(ConfigFile, RefusesWhatIsWrong) {
     EXPECT_EQ(e.line, c.line) << c.text << e.reason;
     EXPECT_NE(e.reason.find(c.says), std::string::npos) << c.text << "\n-> " << e.reason;
   }
+}
+
+TEST(ConfigFile, BadMacnatAgeingNamesItsValue) {
+  const ConfigError e = parse_bad("[[device]]\nname = \"a\"\nlower = \"e\"\nmacnat_ageing = 0\n");
+  EXPECT_EQ(format_error("f.toml", e),
+            "f.toml:4:17: \"macnat_ageing\" must be in [1, 86400] (seconds), not 0\n");
 }
 
 TEST(ConfigFile, SameNameInTwoNamespacesIsFine) {
@@ -334,6 +440,145 @@ TEST(ConfigPlan, NewLowerOrPassthruIsAReplace) {
   EXPECT_EQ(actions[1].kind, Action::Kind::kUnchanged);
 }
 
+// A running device of lower, nothing else set (its port's settings off).
+RunningDevice running_on(const std::string& name, const std::string& lower) {
+  RunningDevice r;
+  r.name = name;
+  r.lower = lower;
+  return r;
+}
+
+control::LinkRequest port_set(const std::string& lower) {
+  control::LinkRequest r;
+  r.op = control::LinkOp::kSet;
+  r.name = lower;
+  r.type_macvlan = true;
+  return r;
+}
+
+constexpr const char* kPorts = R"([[device]]
+name = "mv0"
+lower = "eth0"
+hostaccess = true
+macnat = true
+macnat_ageing = 60
+
+[[device]]
+name = "mv1"
+lower = "eth0"
+
+[[device]]
+name = "mv2"
+lower = "eth1"
+lower_netns = "red"
+macnat = false
+)";
+
+TEST(ConfigPorts, NewPortsGetWhatTheFileSays) {
+  const ConfigFile f = parse_ok(kPorts);
+  // Nothing runs yet: eth0 gets hostaccess and macnat with its ageing; eth1
+  // is already off.
+  const auto actions = plan_ports(f, {});
+  ASSERT_EQ(actions.size(), 2u);
+  EXPECT_EQ(actions[0].lower, "eth0");
+  EXPECT_EQ(actions[0].lower_netns, "");
+  control::LinkRequest want = port_set("eth0");
+  want.hostaccess = true;
+  EXPECT_EQ(actions[0].request, want);
+  EXPECT_EQ(actions[0].what, std::vector<std::string>{"hostaccess on"});
+  want = port_set("eth0");
+  want.macnat = true;
+  want.macnat_ageing = 60;
+  EXPECT_EQ(actions[1].request, want);
+  EXPECT_EQ(actions[1].what, (std::vector<std::string>{"macnat on", "macnat_ageing 60"}));
+}
+
+TEST(ConfigPorts, PortsAsTheFileSaysAreLeftAlone) {
+  const ConfigFile f = parse_ok(kPorts);
+  std::map<std::size_t, RunningDevice> running{{0, running_on("mv0", "eth0")},
+                                               {1, running_on("mv1", "eth0")},
+                                               {2, running_on("mv2", "eth1")}};
+  for (int i : {0, 1}) {
+    running[i].hostaccess = true;
+    running[i].macnat = true;
+    running[i].macnat_ageing = 60;
+  }
+  EXPECT_TRUE(plan_ports(f, running).empty());
+  // Any device of the port shows its settings.
+  running.erase(0);
+  EXPECT_TRUE(plan_ports(f, running).empty());
+}
+
+TEST(ConfigPorts, OnlyWhatDiffers) {
+  const ConfigFile f = parse_ok(kPorts);
+  std::map<std::size_t, RunningDevice> running{{0, running_on("mv0", "eth0")},
+                                               {2, running_on("mv2", "eth1")}};
+  running[0].hostaccess = true;
+  running[0].macnat = true;
+  running[0].macnat_ageing = 300;
+  running[2].macnat = true;
+  const auto actions = plan_ports(f, running);
+  ASSERT_EQ(actions.size(), 2u);
+  // The ageing alone, with macnat as it stays.
+  control::LinkRequest want = port_set("eth0");
+  want.macnat = true;
+  want.macnat_ageing = 60;
+  EXPECT_EQ(actions[0].request, want);
+  EXPECT_EQ(actions[0].what, std::vector<std::string>{"macnat_ageing 60"});
+  // Sent in the lower's namespace.
+  EXPECT_EQ(actions[1].lower, "eth1");
+  EXPECT_EQ(actions[1].lower_netns, "red");
+  want = port_set("eth1");
+  want.macnat = false;
+  EXPECT_EQ(actions[1].request, want);
+  EXPECT_EQ(actions[1].what, std::vector<std::string>{"macnat off"});
+}
+
+TEST(ConfigPorts, HostaccessOffAndUnsetSettingsAreLeftToThePort) {
+  const ConfigFile f = parse_ok(R"([[device]]
+name = "mv0"
+lower = "eth0"
+hostaccess = false
+macnat_ageing = 90
+
+[[device]]
+name = "mv1"
+lower = "eth1"
+macnat_ageing = 90
+)");
+  std::map<std::size_t, RunningDevice> running{{0, running_on("mv0", "eth0")},
+                                               {1, running_on("mv1", "eth1")}};
+  running[0].hostaccess = true;
+  running[0].macnat = true;  // the file leaves macnat as it is: on
+  running[1].macnat = false;
+  const auto actions = plan_ports(f, running);
+  ASSERT_EQ(actions.size(), 2u) << "eth1: no ageing for a port without macnat";
+  control::LinkRequest want = port_set("eth0");
+  want.hostaccess = false;
+  EXPECT_EQ(actions[0].request, want);
+  EXPECT_EQ(actions[0].what, std::vector<std::string>{"hostaccess off"});
+  want = port_set("eth0");
+  want.macnat = true;
+  want.macnat_ageing = 90;
+  EXPECT_EQ(actions[1].request, want);
+  EXPECT_EQ(actions[1].what, std::vector<std::string>{"macnat_ageing 90"});
+}
+
+TEST(ConfigPorts, TurningMacnatOnWithoutAnAgeingLeavesTheDaemonsOwn) {
+  const ConfigFile f = parse_ok("[[device]]\nname = \"mv0\"\nlower = \"eth0\"\nmacnat = true\n");
+  const auto actions = plan_ports(f, {{0, running_on("mv0", "eth0")}});
+  ASSERT_EQ(actions.size(), 1u);
+  control::LinkRequest want = port_set("eth0");
+  want.macnat = true;
+  EXPECT_EQ(actions[0].request, want);
+  EXPECT_EQ(actions[0].what, std::vector<std::string>{"macnat on"});
+  // Device plans do not carry port settings.
+  for (const Action& a : plan(f, {}, {})) {
+    EXPECT_FALSE(a.request.macnat);
+    EXPECT_FALSE(a.request.macnat_ageing);
+  }
+}
+
 TEST(ConfigRunning, FromShowJson) {
   const auto j = nlohmann::json::parse(R"({
     "ifindex": 7, "link_index": 3, "ifname": "mv0", "flags": ["BROADCAST","MULTICAST","UP"],
@@ -354,7 +599,22 @@ TEST(ConfigRunning, FromShowJson) {
   EXPECT_TRUE(r->nodst);
   EXPECT_FALSE(r->spoofchk);
   ASSERT_EQ(r->sources.size(), 1u);
+  EXPECT_FALSE(r->hostaccess);
+  EXPECT_FALSE(r->macnat);
+  EXPECT_EQ(r->macnat_ageing, control::kDefaultMacnatAgeing);
   EXPECT_FALSE(running_from_json(nlohmann::json::parse(R"({"ifname": "eth0"})")));
+}
+
+TEST(ConfigRunning, PortSettingsFromShowJson) {
+  const auto r = running_from_json(nlohmann::json::parse(R"({
+    "ifindex": 8, "ifname": "mv1", "link": "eth0", "flags": ["UP"], "mtu": 1500,
+    "address": "02:00:00:00:00:02", "linkinfo": {"info_kind": "macvlan", "info_data": {
+      "mode": "bridge", "hostaccess": true, "macnat": true, "macnat_ageing": 60}}})"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->lower, "eth0");
+  EXPECT_TRUE(r->hostaccess);
+  EXPECT_TRUE(r->macnat);
+  EXPECT_EQ(r->macnat_ageing, 60u);
 }
 
 TEST(ConfigRecord, RoundTripAndPath) {
@@ -399,6 +659,48 @@ TEST(ConfigDump, ParsesBackToTheSameDevices) {
   for (const Action& act : plan(f, running, {})) {
     EXPECT_EQ(act.kind, Action::Kind::kUnchanged) << act.name << ": " << act.what;
   }
+}
+
+TEST(ConfigDump, WritesThePortSettingsOfItsDevices) {
+  DumpedDevice a;
+  a.device.name = "mv0";
+  a.device.mode = Mode::kBridge;
+  a.device.mac = *MacAddress::parse("02:00:00:00:00:01");
+  a.device.mtu = 1500;
+  a.device.hostaccess = true;
+  a.device.macnat = true;
+  a.device.macnat_ageing = 60;
+  a.lower = "eth0";
+  DumpedDevice b = a;
+  b.device.name = "mv1";
+  b.device.mac = *MacAddress::parse("02:00:00:00:00:02");
+  DumpedDevice c;
+  c.device.name = "mv2";
+  c.device.mac = *MacAddress::parse("02:00:00:00:00:03");
+  c.device.mtu = 1500;
+  c.device.macnat_ageing = 60;  // without macnat, not the file's
+  c.lower = "eth1";
+  const std::string text = dump_config({a, b, c});
+  EXPECT_NE(text.find("name = \"mv0\"\nlower = \"eth0\"\nmode = \"bridge\"\n"
+                      "mac = \"02:00:00:00:00:01\"\nmtu = 1500\nup = false\nbcqueuelen = 0\n"
+                      "hostaccess = true\nmacnat = true\nmacnat_ageing = 60\n"),
+            std::string::npos)
+      << text;
+  const ConfigFile f = parse_ok(text);
+  ASSERT_EQ(f.devices.size(), 3u) << text;
+  EXPECT_EQ(f.devices[0].hostaccess, true);
+  EXPECT_EQ(f.devices[0].macnat, true);
+  EXPECT_EQ(f.devices[0].macnat_ageing, 60u);
+  EXPECT_EQ(f.devices[1].macnat, true);
+  EXPECT_EQ(f.devices[1].macnat_ageing, 60u);
+  EXPECT_FALSE(f.devices[2].macnat);
+  EXPECT_FALSE(f.devices[2].macnat_ageing);
+  EXPECT_FALSE(f.devices[2].hostaccess);
+  // What a dump writes, an apply finds unchanged, ports too.
+  std::map<std::size_t, RunningDevice> running{{0, a.device}, {1, b.device}, {2, c.device}};
+  running[0].lower = running[1].lower = "eth0";
+  running[2].lower = "eth1";
+  EXPECT_TRUE(plan_ports(f, running).empty());
 }
 
 }  // namespace

@@ -111,7 +111,9 @@ FILE (TOML; default $UMACVLAN_CONFIG, else /etc/umacvlan/umacvlan.toml) holds
 one [[device]] table per device: name, lower (required), lower_netns, netns
 (a name under /run/netns or a path; default: the CLI's own, and the lower's),
 mode, mac, mtu, up (default true), bcqueuelen, nopromisc, nodst, spoofchk,
-hostaccess (its lower's port; see "link help macvlan"), source (a list of
+hostaccess (its lower's port; see "link help macvlan"), macnat (its lower's
+port: frames leave the lower with the lower's MAC, for Wi-Fi lowers; see
+"link help macvlan"), macnat_ageing (seconds, 1-86400), source (a list of
 MACs). "check" reports the first mistake as FILE:LINE:COL.
 "apply" changes only what differs: one "link set" per changed device, an add
 (then a move to netns) per missing one, a delete for a device an earlier

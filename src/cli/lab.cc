@@ -1590,13 +1590,133 @@ DrawbackResult drawback_passthru(Lab& lab, bool with_kernel) {
   return r;
 }
 
-DrawbackResult drawback_wifi() {
-  return {"d",
-          "Wi-Fi lowers drop frames from unknown source MACs (explained, not emulated)",
-          {"An 802.11 station may send only with the MAC it associated with: the access point",
-           "drops (or never acknowledges) frames whose source is a macvlan device's own MAC, so",
-           "devices on a Wi-Fi lower stay silent. Workarounds: the AP in 4-address (WDS) mode, a",
-           "routed setup (ipvlan L3, proxy ARP) in place of macvlan, or a wired lower."}};
+// The access point of a Wi-Fi lower, emulated on the outside end of the
+// veth: like an AP, it takes frames only from its associated station, i.e.
+// with lower0's MAC as their source, and counts what it drops.
+constexpr const char* kApTable = "umvlab_ap";
+
+std::string ap_ruleset() {
+  return fmt::format(
+      "table netdev {} {{\n"
+      "  counter dropped {{ }}\n"
+      "  chain ingress {{ type filter hook ingress device \"xeth\" priority 0; policy accept;\n"
+      "    ether saddr != {} counter name \"dropped\" drop\n"
+      "  }}\n"
+      "}}\n",
+      kApTable, kLowerMac);
+}
+
+// The AP's drop counter, from `nft -j list counter`; -1 when unreadable.
+long long ap_dropped(Lab& lab) {
+  const Proc p = run({"ip", "netns", "exec", lab.outside(), "nft", "-j", "list", "counter",
+                      "netdev", kApTable, "dropped"});
+  const auto j = nlohmann::json::parse(p.out_text, nullptr, false);
+  if (p.status != 0 || !j.is_object() || !j.contains("nftables")) return -1;
+  for (const auto& e : j["nftables"])
+    if (e.contains("counter")) return e["counter"].value("packets", -1LL);
+  return -1;
+}
+
+std::string ap_count(long long n) {
+  if (n < 0) return "unreadable";
+  return fmt::format("{} frame{}", n, n == 1 ? "" : "s");
+}
+
+// The "macnat ..." lines of `umacvlan -d link show dev lower0`.
+std::vector<std::string> macnat_lines(Lab& lab) {
+  const Proc p = run({lab.umv(), "-n", lab.host(), "-d", "link", "show", "dev", "lower0"});
+  std::vector<std::string> out;
+  std::istringstream in(p.out_text);
+  for (std::string l; std::getline(in, l);) {
+    const auto start = l.find_first_not_of(' ');
+    if (start != std::string::npos && l.compare(start, 7, "macnat ") == 0)
+      out.push_back(l.substr(start));
+  }
+  return out;
+}
+
+DrawbackResult drawback_wifi(Lab& lab) {
+  DrawbackResult r{
+      "d",
+      "Wi-Fi lowers drop frames from unknown source MACs (an access point emulated with nftables)",
+      {}};
+  const std::string h = lab.host(), na = lab.ns_of("mva");
+  const std::vector<std::string> nss{h, na, lab.outside()};
+  std::vector<LabDevice> devs{{"mva", "bridge", dev_mac(0), dev_ip(0), {}}};
+  // What this step has started, undone in reverse on the way out, also when
+  // a step throws: the lab goes on with the next drawback.
+  bool ap = false, added = false, macnat = false;
+  auto undo = [&](bool failed) {
+    if (macnat)
+      run({lab.umv(), "-n", h, "link", "set", "dev", "lower0", "type", "macvlan", "macnat", "off"});
+    if (ap)
+      run({"ip", "netns", "exec", lab.outside(), "nft", "delete", "table", "netdev", kApTable});
+    if (added) {
+      lab.del_devices(Impl::kUmacvlan, devs);
+      // add_devices may have stopped before moving it out of the host.
+      if (failed) run({lab.umv(), "-n", h, "link", "del", "dev", "mva"});
+    }
+    // The outside knows 10.77.0.11 at lower0's MAC now: not for what comes next.
+    lab.flush_neighbours(nss);
+  };
+  try {
+    lab.set_hairpin(false);
+    r.lines.push_back(fmt::format(
+        "the access point, in {}: frames in on xeth pass only with lower0's MAC {} as source",
+        lab.outside(), kLowerMac));
+    r.lines.push_back(fmt::format(
+        "  # nft: table netdev {}, hook ingress device xeth: ether saddr != {} counter drop",
+        kApTable, kLowerMac));
+    ap = true;
+    must({"ip", "netns", "exec", lab.outside(), "nft", "-f", "-"}, ap_ruleset());
+    added = true;
+    lab.add_devices(Impl::kUmacvlan, devs);
+    lab.flush_neighbours(nss);
+    const bool before = lab.ping(na, kOutsideIp);
+    // The kernel goes on asking for 10.77.0.1 after ping gives up: stop it,
+    // so that the counter read now stays put unless something new is sent.
+    lab.flush_neighbours({na});
+    const long long dropped = ap_dropped(lab);
+    r.lines.push_back(fmt::format("mva {} ({}) ping outside {}: {}; the AP dropped {}", dev_ip(0),
+                                  dev_mac(0), kOutsideIp, yn(before), ap_count(dropped)));
+    for (const char* l :
+         {"An 802.11 station may send only with the MAC it associated with: the access point",
+          "drops (or never acknowledges) frames whose source is a macvlan device's own MAC, so",
+          "devices on a Wi-Fi lower stay silent. Workarounds: the AP in 4-address (WDS) mode, a",
+          "routed setup (ipvlan L3, proxy ARP) in place of macvlan, or a wired lower."})
+      r.lines.emplace_back(l);
+    // umacvlan's own answer: the port puts lower0's MAC on what leaves and
+    // sends what comes back to the device owning the destination IP.
+    r.lines.push_back("umacvlan's answer, nothing by hand:");
+    r.lines.push_back("  # umacvlan link set dev lower0 type macvlan macnat on");
+    macnat = true;
+    const Proc on = run(
+        {lab.umv(), "-n", h, "link", "set", "dev", "lower0", "type", "macvlan", "macnat", "on"});
+    if (on.status != 0) {
+      r.lines.push_back("    failed: " + first_line(on.err_text + on.out_text));
+    } else {
+      lab.flush_neighbours(nss);
+      // A lost first ARP costs ping -w 1 its deadline: a few tries.
+      bool after = false;
+      for (int i = 0; i < 3 && !after; ++i) {
+        check_stop();
+        after = lab.ping(na, kOutsideIp);
+      }
+      const long long now = ap_dropped(lab);
+      r.lines.push_back(fmt::format("mva ping outside {}: {}; the AP's drop counter: {}{}",
+                                    kOutsideIp, yn(after), ap_count(now),
+                                    now >= 0 && now == dropped ? " (none new)" : ""));
+      r.lines.push_back("what the port learned (umacvlan -d link show dev lower0):");
+      const auto learned = macnat_lines(lab);
+      if (learned.empty()) r.lines.push_back("  (no macnat entries)");
+      for (const auto& l : learned) r.lines.push_back("  " + l);
+    }
+  } catch (...) {
+    undo(true);
+    throw;
+  }
+  undo(false);
+  return r;
 }
 
 std::uint64_t rx_sum(const nlohmann::json& links, int* count) {
@@ -1823,7 +1943,8 @@ int run_lab(const std::vector<std::string>& args, bool json, bool pretty) {
             {"b", "private mode and a reflected unicast", [&] { return drawback_private(lab); }},
             {"c", "a second passthru device",
              [&] { return drawback_passthru(lab, o.with_kernel); }},
-            {"d", "Wi-Fi lowers", [] { return drawback_wifi(); }},
+            {"d", "Wi-Fi lowers (an access point emulated with nftables)",
+             [&] { return drawback_wifi(lab); }},
             {"e", "many devices and the broadcast queue",
              [&] { return drawback_many(lab, o.with_kernel); }}};
         if (!json) write_out(stdout, "━━ drawbacks, shown live ━━\n");

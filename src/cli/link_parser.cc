@@ -174,6 +174,8 @@ struct Draft {
   std::optional<std::int32_t> bclim;
   std::optional<bool> spoofchk;
   std::optional<bool> hostaccess;
+  std::optional<bool> macnat;
+  std::optional<std::uint32_t> macnat_ageing;
   core::SourceOp macaddr_mode = core::SourceOp::kNone;
   std::vector<Lladdr> macaddrs;
   // Position of the word that ended a "macaddr set" list, if one did.
@@ -389,6 +391,24 @@ Outcome take_spoofchk(Cursor& c, Draft& d) {
 Outcome take_hostaccess(Cursor& c, Draft& d) {
   return take_on_off(c, "hostaccess", &d.hostaccess);
 }
+Outcome take_macnat(Cursor& c, Draft& d) {
+  return take_on_off(c, "macnat", &d.macnat);
+}
+
+// Without "macnat" too: the port's macnat decides what a new ageing means.
+Outcome take_macnat_ageing(Cursor& c, Draft& d) {
+  const std::string* v = c.value();
+  if (v == nullptr) return incomplete();
+  auto n = parse_number(*v, control::kMinMacnatAgeing, control::kMaxMacnatAgeing);
+  if (!n) {
+    return ParseError{kExitSyntax,
+                      fmt::format("Error: argument of \"macnat_ageing\" must be an integer "
+                                  "[{}-{}], not \"{}\"\n",
+                                  control::kMinMacnatAgeing, control::kMaxMacnatAgeing, *v)};
+  }
+  d.macnat_ageing = static_cast<std::uint32_t>(*n);
+  return std::nullopt;
+}
 
 Outcome take_one_source_mac(Cursor& c, Lladdr* out) {
   const std::string* v = c.value();
@@ -448,6 +468,8 @@ constexpr Rule kMacvlanRules[] = {
     {"bclim", &take_bclim},
     {"spoofchk", &take_spoofchk},
     {"hostaccess", &take_hostaccess},
+    {"macnat", &take_macnat},
+    {"macnat_ageing", &take_macnat_ageing},
     {"macaddr", &take_macaddr},
     {"help", &show_macvlan_help},
 };
@@ -559,6 +581,8 @@ void fill_macvlan(const Draft& d, LinkRequest* r) {
   r->bclim = d.bclim;
   r->spoofchk = d.spoofchk;
   r->hostaccess = d.hostaccess;
+  r->macnat = d.macnat;
+  r->macnat_ageing = d.macnat_ageing;
   r->macaddr_mode = d.macaddr_mode;
   for (const Lladdr& mac : d.macaddrs) r->macaddrs.push_back(mac.mac());
 }
@@ -728,7 +752,8 @@ std::string macvlan_usage() {
   // The first line is ip's (iproute2 6.1), word for word: scripts match it.
   return "Usage: ... macvlan mode MODE [flag MODE_FLAG] MODE_OPTS [bcqueuelen BC_QUEUE_LEN]\n"
          "                  [ nopromisc ] [ nodst ] [ bclim BC_LIMIT ] [ spoofchk { on | off } ]\n"
-         "                  [ hostaccess { on | off } ]\n"
+         "                  [ hostaccess { on | off } ] [ macnat { on | off } ]\n"
+         "                  [ macnat_ageing SECONDS ]\n"
          "\n"
          "MODE: private | vepa | bridge | passthru | source   (default: vepa)\n"
          "MODE_FLAG: null | nopromisc | nodst\n"
@@ -747,7 +772,14 @@ std::string macvlan_usage() {
          "hostaccess: (umacvlan's own, for the whole port; default off) on: the lower's\n"
          "          own stack and the port's bridge devices reach each other, through\n"
          "          a device LOWER.host and a host route per device address; also\n"
-         "          \"link set dev LOWER type macvlan hostaccess { on | off }\"\n";
+         "          \"link set dev LOWER type macvlan hostaccess { on | off }\"\n"
+         "macnat: (umacvlan's own, for the whole port; default off) on: for a lower that\n"
+         "          accepts only its own MAC as a source (a Wi-Fi station): frames leave\n"
+         "          the lower with the lower's MAC, and those arriving for it go to the\n"
+         "          device owning their destination IP address; also\n"
+         "          \"link set dev LOWER type macvlan macnat { on | off }\"\n"
+         "SECONDS: how long macnat remembers an address it learned from a device\n"
+         "          without traffic: [1-86400] (default 300)\n";
 }
 
 }  // namespace umacvlan::cli

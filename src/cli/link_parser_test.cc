@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -239,6 +240,24 @@ const GoodCase kGoodCases[] = {
        r.bcqueuelen = 100;
        r.bclim = 3;
      })},
+    {"add link eth0 name m0 type macvlan mode bridge macnat on", add_with([](LinkRequest& r) {
+       r.mode = Mode::kBridge;
+       r.macnat = true;
+     })},
+    {"add link eth0 name m0 type macvlan macnat on macnat_ageing 60", add_with([](LinkRequest& r) {
+       r.macnat = true;
+       r.macnat_ageing = 60;
+     })},
+    {"add link eth0 name m0 type macvlan macnat_ageing 60 macnat off",
+     add_with([](LinkRequest& r) {
+       r.macnat = false;
+       r.macnat_ageing = 60;
+     })},
+    // Repeated, the last one wins (as bcqueuelen, spoofchk, hostaccess).
+    {"add link eth0 name m0 type macvlan macnat on macnat off",
+     add_with([](LinkRequest& r) { r.macnat = false; })},
+    {"add link eth0 name m0 type macvlan macnat_ageing 10 macnat_ageing 20",
+     add_with([](LinkRequest& r) { r.macnat_ageing = 20; })},
     {"set m0", set_base()},
     {"set dev m0", set_base()},
     {"set m0 up", set_with([](LinkRequest& r) { r.up = true; })},
@@ -273,6 +292,30 @@ const GoodCase kGoodCases[] = {
        r.flags = core::kFlagNoDst;
        r.macaddr_mode = core::SourceOp::kAdd;
        r.macaddrs = {mac("02:00:00:00:00:01")};
+     })},
+    {"set m0 type macvlan macnat on", set_with([](LinkRequest& r) {
+       r.type_macvlan = true;
+       r.macnat = true;
+     })},
+    // macnat_ageing alone: the ageing of a port that has macnat on.
+    {"set m0 type macvlan macnat_ageing 1", set_with([](LinkRequest& r) {
+       r.type_macvlan = true;
+       r.macnat_ageing = 1;
+     })},
+    {"set m0 type macvlan macnat_ageing 86400", set_with([](LinkRequest& r) {
+       r.type_macvlan = true;
+       r.macnat_ageing = 86400;
+     })},
+    {"set m0 type macvlan macnat_ageing 0x10", set_with([](LinkRequest& r) {
+       r.type_macvlan = true;
+       r.macnat_ageing = 16;
+     })},
+    {"set m0 type macvlan macnat off macnat_ageing 300 hostaccess on",
+     set_with([](LinkRequest& r) {
+       r.type_macvlan = true;
+       r.macnat = false;
+       r.macnat_ageing = 300;
+       r.hostaccess = true;
      })},
     {"set dev aaaaaaaaaaaaaaaaaaaa up",
      [] {
@@ -326,6 +369,8 @@ const std::string kMode =
     "\"source\", not ";
 const std::string kEinval = "RTNETLINK answers: Invalid argument\n";
 const std::string kEaddrnotavail = "RTNETLINK answers: Cannot assign requested address\n";
+const std::string kMacnatAgeing =
+    "Error: argument of \"macnat_ageing\" must be an integer [1-86400], not ";
 const std::string kAdd = "add link eth0 name m0 ";
 const std::string kMv = "add link eth0 name m0 type macvlan ";
 
@@ -353,6 +398,21 @@ const BadCase kBadCases[] = {
     {kMv + "bclim 2147483648", 1,
      "Error: argument of \"bclim\" must be an integer [-2147483648-2147483647], not "
      "\"2147483648\"\n",
+     false},
+    {kMv + "macnat maybe", 1,
+     "Error: argument of \"macnat\" must be \"on\" or \"off\", not \"maybe\"\n", false},
+    {kMv + "macnat On", 1, "Error: argument of \"macnat\" must be \"on\" or \"off\", not \"On\"\n",
+     false},
+    {kMv + "macnat_ageing 0", 1, kMacnatAgeing + "\"0\"\n", false},
+    {kMv + "macnat_ageing 86401", 1, kMacnatAgeing + "\"86401\"\n", false},
+    {kMv + "macnat_ageing x", 1, kMacnatAgeing + "\"x\"\n", false},
+    {kMv + "macnat_ageing -1", 1, kMacnatAgeing + "\"-1\"\n", false},
+    {kMv + "macnat_ageing 60s", 1, kMacnatAgeing + "\"60s\"\n", false},
+    {kMv + "macnat on macnat_ageing 4294967297", 1, kMacnatAgeing + "\"4294967297\"\n", false},
+    {"set eth0 type macvlan macnat_ageing 0", 1, kMacnatAgeing + "\"0\"\n", false},
+    {"set eth0 type macvlan macnat yes", 1,
+     "Error: argument of \"macnat\" must be \"on\" or \"off\", not \"yes\"\n", false},
+    {"set eth0 macnat on", 255, "Error: either \"dev\" is duplicate, or \"macnat\" is a garbage.\n",
      false},
     {kMv + "foo", 1, "macvlan: unknown option \"foo\"?\n", true},
     {kMv + "up", 1, "macvlan: unknown option \"up\"?\n", true},
@@ -389,6 +449,10 @@ const BadCase kBadCases[] = {
     {kMv + "bcqueuelen", 255, kIncomplete, false},
     {kMv + "bclim", 255, kIncomplete, false},
     {kMv + "macaddr", 255, kIncomplete, false},
+    {kMv + "macnat", 255, kIncomplete, false},
+    {kMv + "macnat_ageing", 255, kIncomplete, false},
+    {kMv + "macnat on macnat_ageing", 255, kIncomplete, false},
+    {"set eth0 type macvlan macnat", 255, kIncomplete, false},
     {kMv + "macaddr add", 255, kIncomplete, false},
     {kMv + "macaddr del", 255, kIncomplete, false},
     {kAdd + "type", 255, kIncomplete, false},
@@ -529,6 +593,10 @@ TEST(LinkHelp, UsageTextsNameEveryKeyword) {
                         "flush", "[0-4294967295]", "spoofchk"}) {
     EXPECT_NE(mv.find(k), std::string::npos) << k;
   }
+  for (const char* k :
+       {"hostaccess { on | off }", "macnat { on | off }", "macnat_ageing SECONDS", "[1-86400]"}) {
+    EXPECT_NE(mv.find(k), std::string::npos) << k;
+  }
   EXPECT_EQ(mv.back(), '\n');
   EXPECT_EQ(link.back(), '\n');
 }
@@ -630,6 +698,48 @@ TEST(LinkParser, HostaccessTakesOnOrOffOnALowerOrAnAdd) {
   ASSERT_TRUE(std::holds_alternative<ParseError>(bad));
   EXPECT_EQ(std::get<ParseError>(bad).message,
             "Error: argument of \"hostaccess\" must be \"on\" or \"off\", not \"1\"\n");
+}
+
+TEST(LinkParser, MacnatTakesOnOrOffOnALowerOrAnAdd) {
+  for (const auto& [word, want] : {std::pair{"on", true}, std::pair{"off", false}}) {
+    const LinkCommand got =
+        parse_link_command(words(std::string("set dev eth0 type macvlan macnat ") + word));
+    ASSERT_TRUE(std::holds_alternative<LinkRequest>(got)) << describe(got);
+    EXPECT_EQ(std::get<LinkRequest>(got).name, "eth0");
+    EXPECT_EQ(std::get<LinkRequest>(got).macnat, want);
+    EXPECT_FALSE(std::get<LinkRequest>(got).macnat_ageing.has_value());
+  }
+  const LinkCommand add = parse_link_command(
+      words("add link eth0 name m0 type macvlan mode bridge macnat on macnat_ageing 120"));
+  ASSERT_TRUE(std::holds_alternative<LinkRequest>(add)) << describe(add);
+  EXPECT_EQ(std::get<LinkRequest>(add).macnat, true);
+  EXPECT_EQ(std::get<LinkRequest>(add).macnat_ageing, 120u);
+  const LinkCommand none = parse_link_command(words("set m0 type macvlan mode bridge"));
+  ASSERT_TRUE(std::holds_alternative<LinkRequest>(none));
+  EXPECT_FALSE(std::get<LinkRequest>(none).macnat.has_value());
+  EXPECT_FALSE(std::get<LinkRequest>(none).macnat_ageing.has_value());
+  const LinkCommand bad = parse_link_command(words("set eth0 type macvlan macnat 1"));
+  ASSERT_TRUE(std::holds_alternative<ParseError>(bad));
+  EXPECT_EQ(std::get<ParseError>(bad).message,
+            "Error: argument of \"macnat\" must be \"on\" or \"off\", not \"1\"\n");
+}
+
+TEST(LinkParser, MacnatAgeingAloneChangesTheAgeingOnALower) {
+  const LinkCommand got = parse_link_command(words("set dev eth0 type macvlan macnat_ageing 30"));
+  ASSERT_TRUE(std::holds_alternative<LinkRequest>(got)) << describe(got);
+  const LinkRequest& r = std::get<LinkRequest>(got);
+  EXPECT_EQ(r.op, LinkOp::kSet);
+  EXPECT_EQ(r.name, "eth0");
+  EXPECT_TRUE(r.type_macvlan);
+  EXPECT_FALSE(r.macnat.has_value());
+  EXPECT_EQ(r.macnat_ageing, 30u);
+  // The bounds come from the control protocol, which the daemon checks again.
+  for (const std::uint32_t edge : {control::kMinMacnatAgeing, control::kMaxMacnatAgeing}) {
+    const LinkCommand e =
+        parse_link_command(words("set eth0 type macvlan macnat_ageing " + std::to_string(edge)));
+    ASSERT_TRUE(std::holds_alternative<LinkRequest>(e)) << describe(e);
+    EXPECT_EQ(std::get<LinkRequest>(e).macnat_ageing, edge);
+  }
 }
 
 TEST(LinkParser, LeadingBlankInAddressPartIsAccepted) {

@@ -229,6 +229,10 @@ void print_macvlan(Printer& p, const json& linkinfo) {
     if (const json* v = member(*data, "hostaccess"); v != nullptr && *v == true) {
       p.value(To::kAny, "hostaccess", "hostaccess on ", true);
     }
+    if (const json* v = member(*data, "macnat"); v != nullptr && *v == true) {
+      p.value(To::kAny, "macnat", "macnat on ", true);
+      p.member_value(To::kAny, *data, "macnat_ageing", "macnat_ageing {} ");
+    }
     p.member_value(To::kAny, *data, "bcqueuelen", "bcqueuelen {} ");
     p.member_value(To::kAny, *data, "usedbcqueuelen", "usedbcqueuelen {} ");
     // ip 6.1 does not print bclim: shown only when it is not the default 1.
@@ -239,6 +243,50 @@ void print_macvlan(Printer& p, const json& linkinfo) {
     if (const json* macs = member(*data, "macaddr_data"); macs != nullptr && macs->is_array()) {
       p.begin_array("macaddr_data");
       for (const json& mac : *macs) p.value(To::kAny, "", "{} ", mac);
+      p.end();
+    }
+    p.end();
+  }
+  p.end();
+}
+
+// ------------------------------------------------------------------ port
+
+// A port option: true/false in JSON, " KEY on|off" in text.
+void print_on_off(Printer& p, const json& object, std::string_view key) {
+  const json* v = member(object, key);
+  if (v == nullptr) return;
+  p.value(To::kJson, key, "", *v);
+  const std::string text = v->is_boolean() ? (*v == true ? "on" : "off") : scalar_text(*v);
+  p.text(fmt::format(" {} {}", key, text));
+}
+
+// A lower's "umacvlan_port": one line with the port's options, then, with
+// macnat on, one line per address it learned, in the daemon's order. With
+// macnat off the text says only that (its ageing and table mean nothing
+// then); JSON keeps whatever came.
+void print_port(Printer& p, const json& port) {
+  p.begin_object("umacvlan_port");
+  p.text("\n    umacvlan port");
+  print_on_off(p, port, "hostaccess");
+  print_on_off(p, port, "macnat");
+  const json* macnat = member(port, "macnat");
+  const bool on = macnat != nullptr && *macnat == true;
+  const To when_on = on ? To::kAny : To::kJson;
+  p.member_value(when_on, port, "macnat_ageing", " macnat_ageing {}");
+  p.member_value(when_on, port, "macnat_max", " macnat_max {}");
+  if (const json* table = member(port, "macnat_table"); table != nullptr && table->is_array()) {
+    p.begin_array("macnat_table");
+    for (const json& entry : *table) {
+      if (!entry.is_object()) continue;
+      p.begin_object();
+      if (on) p.text("\n    macnat");
+      p.member_value(when_on, entry, "address", " {}");
+      p.member_value(when_on, entry, "dev", " dev {}");
+      p.member_value(when_on, entry, "netns", " netns {}");
+      p.member_value(when_on, entry, "lladdr", " lladdr {}");
+      p.member_value(when_on, entry, "learned", " learned {}");
+      p.member_value(when_on, entry, "age", " age {}s");
       p.end();
     }
     p.end();
@@ -295,6 +343,9 @@ void print_link(Printer& p, const json& link, const PrintOptions& o) {
     p.member_value(To::kAny, link, "max_mtu", "maxmtu {} ");
     if (const json* linkinfo = member(link, "linkinfo"); linkinfo != nullptr) {
       print_macvlan(p, *linkinfo);
+    }
+    if (const json* port = member(link, "umacvlan_port"); port != nullptr && port->is_object()) {
+      print_port(p, *port);
     }
   }
   p.text("\n");

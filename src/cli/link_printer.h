@@ -5,13 +5,18 @@
 // (ifindex, link or link_index, ifname, flags, mtu, qdisc, operstate,
 // linkmode, group, txqlen, link_type, address, broadcast, link_netnsid,
 // promiscuity, allmulti, min_mtu, max_mtu, linkinfo{info_kind, info_data{
-// mode, nopromisc, nodst, bcqueuelen, usedbcqueuelen, bclim, macaddr_count,
-// macaddr_data}}, stats64{rx{...}, tx{...}}).
+// mode, nopromisc, nodst, spoofchk, hostaccess, macnat, macnat_ageing,
+// bcqueuelen, usedbcqueuelen, bclim, macaddr_count, macaddr_data}},
+// stats64{rx{...}, tx{...}}). The row of a port's lower has no link and no
+// linkinfo but umacvlan's own umacvlan_port{hostaccess, macnat,
+// macnat_ageing, macnat_max, macnat_table[{address, dev, netns, lladdr,
+// learned, age}]}, printed after the detail line as "umacvlan port ..." and
+// one "macnat ADDRESS dev DEV ..." line per entry.
 //
 // Contract: only what is present and asked for is printed: linkinfo,
-// promiscuity, allmulti, min_mtu and max_mtu need `details`; stats64 needs
-// `stats` (level 1: ip's six counters each way; level 2 adds the error
-// breakdown). Text reproduces ip's layout (including its column widths and
+// umacvlan_port, promiscuity, allmulti, min_mtu and max_mtu need
+// `details`; stats64 needs `stats` (level 1: ip's six counters each way;
+// level 2 adds the error breakdown). Text reproduces ip's layout (including its column widths and
 // trailing blanks); JSON has ip's key order, compact as `ip -j` or indented
 // as `ip -j -p`, ending in a newline. Keys the printer does not know are
 // dropped. Returns the text; never writes anywhere, never throws on odd

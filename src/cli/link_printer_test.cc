@@ -46,6 +46,26 @@ const json kPassthruLink = json::parse(R"([{"ifindex":10,"link":"v5","ifname":"p
   "min_mtu":68,"max_mtu":65535,"linkinfo":{"info_kind":"macvlan","info_data":{
   "mode":"passthru","nopromisc":true,"nodst":true,"bcqueuelen":1000,"usedbcqueuelen":1000}}}])");
 
+// A port's lower as the daemon shows it (`-d link show dev wlan0`): an
+// ordinary link row plus umacvlan's own "umacvlan_port".
+const json kLowerLink = json::parse(R"([{"ifindex":2,"ifname":"wlan0",
+  "flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"qdisc":"noqueue",
+  "operstate":"UP","linkmode":"DORMANT","group":"default","txqlen":1000,"link_type":"ether",
+  "address":"02:00:00:00:00:0a","broadcast":"ff:ff:ff:ff:ff:ff","promiscuity":0,"allmulti":0,
+  "min_mtu":256,"max_mtu":2304,"umacvlan_port":{"hostaccess":false,"macnat":true,
+  "macnat_ageing":300,"macnat_max":4096,"macnat_table":[
+  {"address":"10.0.0.2","dev":"mva","lladdr":"02:00:00:00:00:01","learned":"arp","age":12},
+  {"address":"fe80::2","dev":"mvb","netns":"blue","lladdr":"02:00:00:00:00:02",
+  "learned":"ndp","age":0}]},
+  "stats64":{"rx":{"bytes":0,"packets":0,"errors":0,"dropped":0,"over_errors":0,"multicast":0},
+  "tx":{"bytes":0,"packets":0,"errors":0,"dropped":0,"carrier_errors":0,"collisions":0}}}])");
+
+const std::string kLowerLines =
+    "2: wlan0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DORMANT "
+    "group default qlen 1000\n"
+    "    link/ether 02:00:00:00:00:0a brd ff:ff:ff:ff:ff:ff";
+const std::string kLowerDetails = " promiscuity 0  allmulti 0 minmtu 256 maxmtu 2304 \n";
+
 const std::string kSourceLine1 =
     "48: m0@v0: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT group default "
     "qlen 1000\n";
@@ -159,6 +179,82 @@ TEST(LinkPrinterText, HostaccessShownOnlyWhenOn) {
             std::string::npos);
   link[0]["linkinfo"]["info_data"].erase("hostaccess");
   EXPECT_EQ(print_links(link, opts(true, 0)).find("hostaccess"), std::string::npos);
+}
+
+TEST(LinkPrinterText, MacnatShownOnlyWhenOnWithItsAgeing) {
+  json link = kPassthruLink;
+  link[0]["linkinfo"]["info_data"]["hostaccess"] = true;
+  link[0]["linkinfo"]["info_data"]["macnat"] = true;
+  link[0]["linkinfo"]["info_data"]["macnat_ageing"] = 300;
+  EXPECT_EQ(print_links(link, opts(true, 0)),
+            "10: p0@v5: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop state DOWN mode DEFAULT "
+            "group default qlen 1000\n"
+            "    link/ether de:ae:87:60:6e:3b brd ff:ff:ff:ff:ff:ff promiscuity 0  allmulti 0 "
+            "minmtu 68 maxmtu 65535 \n"
+            "    macvlan mode passthru nopromisc nodst hostaccess on macnat on macnat_ageing 300 "
+            "bcqueuelen 1000 usedbcqueuelen 1000 \n");
+  EXPECT_EQ(print_links(link, opts(false, 0)).find("macnat"), std::string::npos);
+  link[0]["linkinfo"]["info_data"]["macnat"] = false;
+  EXPECT_EQ(print_links(link, opts(true, 0)).find("macnat"), std::string::npos);
+  link[0]["linkinfo"]["info_data"].erase("macnat");
+  link[0]["linkinfo"]["info_data"].erase("macnat_ageing");
+  EXPECT_EQ(print_links(link, opts(true, 0)).find("macnat"), std::string::npos);
+}
+
+TEST(LinkPrinterText, LowerWithoutDetailsIsAnOrdinaryLink) {
+  EXPECT_EQ(print_links(kLowerLink, opts(false, 0)), kLowerLines + "\n");
+}
+
+TEST(LinkPrinterText, LowerWithDetailsShowsItsPortAndMacnatTable) {
+  EXPECT_EQ(print_links(kLowerLink, opts(true, 0)),
+            kLowerLines + kLowerDetails +
+                "    umacvlan port hostaccess off macnat on macnat_ageing 300 macnat_max 4096\n"
+                "    macnat 10.0.0.2 dev mva lladdr 02:00:00:00:00:01 learned arp age 12s\n"
+                "    macnat fe80::2 dev mvb netns blue lladdr 02:00:00:00:00:02 learned ndp "
+                "age 0s\n");
+}
+
+TEST(LinkPrinterText, LowerPortLinesComeBeforeTheStatistics) {
+  EXPECT_EQ(print_links(kLowerLink, opts(true, 1)),
+            kLowerLines + kLowerDetails +
+                "    umacvlan port hostaccess off macnat on macnat_ageing 300 macnat_max 4096\n"
+                "    macnat 10.0.0.2 dev mva lladdr 02:00:00:00:00:01 learned arp age 12s\n"
+                "    macnat fe80::2 dev mvb netns blue lladdr 02:00:00:00:00:02 learned ndp "
+                "age 0s\n" +
+                kZeroStats);
+}
+
+TEST(LinkPrinterText, LowerWithAnEmptyMacnatTable) {
+  const std::string want = kLowerLines + kLowerDetails +
+                           "    umacvlan port hostaccess off macnat on macnat_ageing 300 "
+                           "macnat_max 4096\n";
+  json link = kLowerLink;
+  link[0]["umacvlan_port"]["macnat_table"] = json::array();
+  EXPECT_EQ(print_links(link, opts(true, 0)), want);
+  link[0]["umacvlan_port"].erase("macnat_table");
+  EXPECT_EQ(print_links(link, opts(true, 0)), want);
+}
+
+TEST(LinkPrinterText, LowerWithMacnatOffSaysOnlyThat) {
+  json link = kLowerLink;
+  link[0]["umacvlan_port"] = json::parse(R"({"hostaccess":true,"macnat":false})");
+  const std::string want =
+      kLowerLines + kLowerDetails + "    umacvlan port hostaccess on macnat off\n";
+  EXPECT_EQ(print_links(link, opts(true, 0)), want);
+  // Whatever else came with it, the text says no more.
+  link[0]["umacvlan_port"]["macnat_ageing"] = 300;
+  link[0]["umacvlan_port"]["macnat_max"] = 4096;
+  link[0]["umacvlan_port"]["macnat_table"] = kLowerLink[0]["umacvlan_port"]["macnat_table"];
+  EXPECT_EQ(print_links(link, opts(true, 0)), want);
+}
+
+TEST(LinkPrinterText, OddUmacvlanPortIsPrintedAsItComes) {
+  json link = kLowerLink;
+  link[0]["umacvlan_port"] = json::parse(R"({"macnat":"yes","macnat_table":[1,"x"]})");
+  EXPECT_EQ(print_links(link, opts(true, 0)),
+            kLowerLines + kLowerDetails + "    umacvlan port macnat yes\n");
+  link[0]["umacvlan_port"] = 7;
+  EXPECT_EQ(print_links(link, opts(true, 0)), kLowerLines + kLowerDetails);
 }
 
 TEST(LinkPrinterText, BclimFollowsUsedBcQueueLen) {
@@ -339,6 +435,67 @@ TEST(LinkPrinterJson, BclimKeyInPlace) {
   link[0]["linkinfo"]["info_data"]["bclim"] = 5;
   const std::string out = print_links(link, opts(true, 0, true));
   EXPECT_NE(out.find(R"("usedbcqueuelen":1000,"bclim":5})"), std::string::npos) << out;
+}
+
+TEST(LinkPrinterJson, MacnatKeysInPlaceOnADevice) {
+  json link = kBusyLink;
+  link[0]["linkinfo"]["info_data"]["hostaccess"] = true;
+  link[0]["linkinfo"]["info_data"]["macnat"] = true;
+  link[0]["linkinfo"]["info_data"]["macnat_ageing"] = 60;
+  const std::string out = print_links(link, opts(true, 0, true));
+  EXPECT_NE(out.find(R"("mode":"bridge","hostaccess":true,"macnat":true,"macnat_ageing":60,)"
+                     R"("bcqueuelen":50,)"),
+            std::string::npos)
+      << out;
+}
+
+TEST(LinkPrinterJson, LowerPassesItsPortThrough) {
+  const std::string out = print_links(kLowerLink, opts(true, 0, true));
+  EXPECT_NE(out.find(R"("max_mtu":2304,"umacvlan_port":{"hostaccess":false,"macnat":true,)"
+                     R"("macnat_ageing":300,"macnat_max":4096,"macnat_table":[)"
+                     R"({"address":"10.0.0.2","dev":"mva","lladdr":"02:00:00:00:00:01",)"
+                     R"("learned":"arp","age":12},)"
+                     R"({"address":"fe80::2","dev":"mvb","netns":"blue",)"
+                     R"("lladdr":"02:00:00:00:00:02","learned":"ndp","age":0}]}}])"),
+            std::string::npos)
+      << out;
+  json expected = kLowerLink;
+  expected[0].erase("stats64");
+  EXPECT_EQ(json::parse(out), expected);
+  // Without -d, as linkinfo: not there.
+  EXPECT_FALSE(
+      json::parse(print_links(kLowerLink, opts(false, 0, true)))[0].contains("umacvlan_port"));
+}
+
+TEST(LinkPrinterJson, LowerWithMacnatOffKeepsWhatCame) {
+  json link = kLowerLink;
+  link[0]["umacvlan_port"]["macnat"] = false;
+  link[0]["umacvlan_port"]["macnat_table"] = json::array();
+  const json out = json::parse(print_links(link, opts(true, 1, true)));
+  EXPECT_EQ(out[0]["umacvlan_port"], link[0]["umacvlan_port"]);
+  EXPECT_TRUE(out[0].contains("stats64"));
+}
+
+TEST(LinkPrinterJson, LowerPretty) {
+  json link = kLowerLink;
+  link[0]["umacvlan_port"]["macnat_table"].erase(1);
+  const std::string out = print_links(link, opts(true, 0, true, true));
+  EXPECT_NE(out.find("        \"max_mtu\": 2304,\n"
+                     "        \"umacvlan_port\": {\n"
+                     "            \"hostaccess\": false,\n"
+                     "            \"macnat\": true,\n"
+                     "            \"macnat_ageing\": 300,\n"
+                     "            \"macnat_max\": 4096,\n"
+                     "            \"macnat_table\": [ {\n"
+                     "                    \"address\": \"10.0.0.2\",\n"
+                     "                    \"dev\": \"mva\",\n"
+                     "                    \"lladdr\": \"02:00:00:00:00:01\",\n"
+                     "                    \"learned\": \"arp\",\n"
+                     "                    \"age\": 12\n"
+                     "                } ]\n"
+                     "        }\n"),
+            std::string::npos)
+      << out;
 }
 
 TEST(PrettyJson, NestedShapes) {

@@ -29,8 +29,8 @@ constexpr std::array<std::pair<core::SourceOp, std::string_view>, 5> kMacaddrMod
 }};
 
 constexpr std::string_view kRequestKeys[] = {
-    "op",   "name",  "link",       "address", "mtu",      "up",      "type",
-    "mode", "flags", "bcqueuelen", "bclim",   "spoofchk", "macaddr", "hostaccess"};
+    "op",    "name",       "link",  "address",  "mtu",     "up",         "type",   "mode",
+    "flags", "bcqueuelen", "bclim", "spoofchk", "macaddr", "hostaccess", "macnat", "macnat_ageing"};
 
 bool fail(std::string* error, std::string text) {
   if (error != nullptr) *error = std::move(text);
@@ -216,6 +216,8 @@ json to_json(const LinkRequest& request) {
   if (request.bclim) j["bclim"] = *request.bclim;
   if (request.spoofchk) j["spoofchk"] = *request.spoofchk;
   if (request.hostaccess) j["hostaccess"] = *request.hostaccess;
+  if (request.macnat) j["macnat"] = *request.macnat;
+  if (request.macnat_ageing) j["macnat_ageing"] = *request.macnat_ageing;
   if (request.macaddr_mode != core::SourceOp::kNone) {
     json addresses = json::array();
     for (const auto& mac : request.macaddrs) addresses.push_back(mac.to_string());
@@ -282,6 +284,14 @@ bool from_json(const json& j, LinkRequest* out, std::string* error) {
   if (auto it = j.find("hostaccess"); it != j.end()) {
     if (!it->is_boolean()) return fail(error, "\"hostaccess\" must be true or false");
     r.hostaccess = it->get<bool>();
+  }
+  if (auto it = j.find("macnat"); it != j.end()) {
+    if (!it->is_boolean()) return fail(error, "\"macnat\" must be true or false");
+    r.macnat = it->get<bool>();
+  }
+  if (!read_integer(j, "macnat_ageing", kMinMacnatAgeing, kMaxMacnatAgeing, &r.macnat_ageing,
+                    error)) {
+    return false;
   }
   if (auto it = j.find("macaddr"); it != j.end()) {
     if (!read_macaddr(*it, &r, error)) return false;

@@ -58,6 +58,12 @@ struct LinkRequest {
   // umacvlan's own, for the whole port: the lower's stack reaches the
   // port's bridge devices (set on a device or on the lower itself).
   std::optional<bool> hostaccess;
+  // umacvlan's own, for the whole port: frames leave the lower with its MAC
+  // as their source (Wi-Fi stations), and those arriving for it go to the
+  // device owning their destination IP, learned with this ageing (seconds,
+  // kMinMacnatAgeing..kMaxMacnatAgeing).
+  std::optional<bool> macnat;
+  std::optional<std::uint32_t> macnat_ageing;
   core::SourceOp macaddr_mode = core::SourceOp::kNone;
   std::vector<core::MacAddress> macaddrs;  // add/del: exactly one; set: any; flush: none
 
@@ -90,6 +96,10 @@ struct Reply {
   nlohmann::json links = nlohmann::json::array();
   std::optional<PortLower> lower;  // port only
 };
+
+inline constexpr std::uint32_t kDefaultMacnatAgeing = 300;
+inline constexpr std::uint32_t kMinMacnatAgeing = 1;
+inline constexpr std::uint32_t kMaxMacnatAgeing = 86400;
 
 // The device a port with hostaccess on has in its lower's namespace:
 // LOWER.host, the lower's name cut so that the whole fits 15 characters.

@@ -32,6 +32,8 @@ LinkRequest full_add() {
   r.macaddrs = {mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02")};
   r.spoofchk = true;
   r.hostaccess = true;
+  r.macnat = true;
+  r.macnat_ageing = 86400;
   return r;
 }
 
@@ -139,7 +141,7 @@ TEST(ControlProtocol, WireFormatIsStable) {
   EXPECT_EQ(to_json(full_add()), json::parse(R"({
     "op":"add","name":"m0","link":"eth0","address":"02:00:00:00:00:aa","mtu":1400,"up":true,
     "type":"macvlan","mode":"source","flags":2,"bcqueuelen":4294967295,"bclim":-2147483648,"spoofchk":true,
-    "hostaccess":true,"macaddr":{"op":"set","addresses":["02:00:00:00:00:01","02:00:00:00:00:02"]}})"));
+    "hostaccess":true,"macnat":true,"macnat_ageing":86400,"macaddr":{"op":"set","addresses":["02:00:00:00:00:01","02:00:00:00:00:02"]}})"));
 }
 
 struct Malformed {
@@ -180,6 +182,10 @@ const Malformed kMalformed[] = {
     {"up as number", R"({"op":"set","name":"m0","up":1})"},
     {"spoofchk as string", R"({"op":"set","name":"m0","spoofchk":"on"})"},
     {"hostaccess as string", R"({"op":"set","name":"m0","hostaccess":"on"})"},
+    {"macnat as string", R"({"op":"set","name":"m0","macnat":"on"})"},
+    {"macnat_ageing zero", R"({"op":"set","name":"m0","macnat_ageing":0})"},
+    {"macnat_ageing beyond a day", R"({"op":"set","name":"m0","macnat_ageing":86401})"},
+    {"macnat_ageing as string", R"({"op":"set","name":"m0","macnat_ageing":"300"})"},
     {"other type", R"({"op":"set","name":"m0","type":"vlan"})"},
     {"unknown mode", R"({"op":"set","name":"m0","mode":"hub"})"},
     {"unknown flag bits", R"({"op":"set","name":"m0","flags":4})"},

@@ -12,6 +12,7 @@ constexpr std::uint8_t kProtoIcmpv6 = 58;
 constexpr std::uint16_t kArpRequest = 1;
 constexpr std::uint16_t kArpReply = 2;
 constexpr std::size_t kArpSenderHw = 8;
+constexpr std::size_t kArpSenderIp = 14;
 constexpr std::size_t kArpTargetHw = 18;
 constexpr std::size_t kArpTargetIp = 24;
 constexpr std::uint8_t kNdpOptSourceLladdr = 1;
@@ -224,6 +225,23 @@ std::optional<IpAddress> ingress_destination(std::span<const std::uint8_t> frame
       return ownable(IpAddress::v4_from_bytes(l3 + 16));
     case L3Kind::kIpv6:
       return ownable(IpAddress::v6_from_bytes(l3 + 24));
+    case L3Kind::kOther:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::optional<IpAddress> egress_source(std::span<const std::uint8_t> frame) {
+  const auto layout = parse_layout(frame);
+  if (!layout) return std::nullopt;
+  const std::uint8_t* l3 = frame.data() + layout->l3;
+  switch (layout->kind) {
+    case L3Kind::kArp:
+      return ownable(IpAddress::v4_from_bytes(l3 + kArpSenderIp));
+    case L3Kind::kIpv4:
+      return ownable(IpAddress::v4_from_bytes(l3 + 12));
+    case L3Kind::kIpv6:
+      return ownable(IpAddress::v6_from_bytes(l3 + 8));
     case L3Kind::kOther:
       break;
   }

@@ -25,6 +25,9 @@
 //   or of a unicast request: Linux refreshes neighbours with those). NDP NS
 //   targets are not used (an NS for a device's address arrives multicast).
 //   nullopt when no device can own it (IpAddress::is_learnable()).
+// - egress_source(): the address a device's frame comes from (ARP sender
+//   protocol address, IPv4/IPv6 source), for refreshing its owner on the
+//   data path; nullopt when no device can own it.
 // - rewrite_ingress(): Ethernet destination := device_mac; ARP reply target
 //   hardware address := device_mac. NDP options are left as they are (they
 //   carry the peer's MAC); nothing covered by a checksum changes.
@@ -81,6 +84,8 @@ using IngressResult = MacNatResult;
 EgressResult rewrite_egress(std::span<std::uint8_t> frame, MacAddress lower_mac, bool csum_partial);
 
 std::optional<IpAddress> ingress_destination(std::span<const std::uint8_t> frame);
+
+std::optional<IpAddress> egress_source(std::span<const std::uint8_t> frame);
 
 IngressResult rewrite_ingress(std::span<std::uint8_t> frame, MacAddress device_mac,
                               bool csum_partial);

@@ -411,6 +411,32 @@ TEST(MacNatEgress, MalformedFramesStayUntouched) {
   EXPECT_EQ(to_string(MacNatStatus::kMalformed), "malformed");
 }
 
+// ---------------------------------------------------------------- egress source
+
+TEST(MacNatEgressSource, TheAddressAFrameComesFrom) {
+  for (const Tpids& tpids : kTagSets) {
+    SCOPED_TRACE(std::to_string(tpids.size()) + " tags");
+    EXPECT_EQ(egress_source(eth(kPeerMac, kDevMac, 0x0800,
+                                udp4(ip("10.0.0.5"), ip("10.0.0.1"), 1234, 53, {1}), tpids)),
+              ip("10.0.0.5"));
+    EXPECT_EQ(
+        egress_source(eth(kPeerMac, kDevMac, 0x86dd,
+                          icmpv6(ip("2001:db8::5"), ip("2001:db8::1"), 128, {0, 1, 0, 1}), tpids)),
+        ip("2001:db8::5"));
+    EXPECT_EQ(
+        egress_source(eth(MacAddress::broadcast(), kDevMac, 0x0806,
+                          arp(1, kDevMac, ip("10.0.0.5"), MacAddress(), ip("10.0.0.1")), tpids)),
+        ip("10.0.0.5"));
+  }
+  // An ARP probe, a DHCP discover, a malformed frame: nobody's address.
+  EXPECT_FALSE(egress_source(eth(MacAddress::broadcast(), kDevMac, 0x0806,
+                                 arp(1, kDevMac, ip("0.0.0.0"), MacAddress(), ip("10.0.0.5")))));
+  EXPECT_FALSE(egress_source(eth(MacAddress::broadcast(), kDevMac, 0x0800,
+                                 udp4(ip("0.0.0.0"), ip("255.255.255.255"), 68, 67, {1}))));
+  EXPECT_FALSE(egress_source(std::vector<std::uint8_t>(13, 0)));
+  EXPECT_FALSE(egress_source(eth(kPeerMac, kDevMac, 0x88cc, {1, 2, 3})));
+}
+
 // ---------------------------------------------------------------- ingress
 
 TEST(MacNatIngress, DestinationOfFramesForTheLower) {

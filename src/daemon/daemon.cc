@@ -238,7 +238,7 @@ int run(const Options& options) {
   while (running) {
     int timeout = server.next_timeout_ms();
     // A capture drains its queues this often.
-    if ((captures.active() || links.hostaccess_active()) &&
+    if ((captures.active() || links.port_options_active()) &&
         (timeout < 0 || timeout > CaptureService::kDrainMs))
       timeout = CaptureService::kDrainMs;
     const int n = ::epoll_wait(ep.get(), evs, 16, timeout);
@@ -309,7 +309,7 @@ int run(const Options& options) {
       }
     }
     if (captures.active()) captures.tick();
-    if (links.hostaccess_active()) links.hostaccess_tick();
+    if (links.port_options_active()) links.port_options_tick();
     if (monitors.active()) monitors.update();
   }
   manager.stopping(

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "core/macnat.h"
 #include "io/uring.h"
 
 namespace umacvlan::daemon {
@@ -48,7 +49,8 @@ bool sender_dropped(core::DropReason r) {
 }
 
 // ARP, ICMPv6 neighbour discovery (RS, RA, NS, NA) and DHCPv4: the frames
-// hostaccess learns the devices' addresses from (one 802.1Q tag allowed).
+// hostaccess and macnat learn the devices' addresses from (one 802.1Q tag
+// allowed).
 bool teaches_addresses(std::span<const std::uint8_t> f) {
   std::size_t l3 = kEthHeader;
   if (f.size() < l3) return false;
@@ -70,6 +72,12 @@ bool teaches_addresses(std::span<const std::uint8_t> f) {
     return (sport == 67 || sport == 68) && (dport == 67 || dport == 68);
   }
   return false;
+}
+
+std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 
 std::uint64_t relaxed(const std::uint64_t& v) {
@@ -117,11 +125,12 @@ void Forwarder::deliver(const PortView& view, std::span<const std::uint8_t> fram
   }
 }
 
-void Forwarder::from_lower(const PortView& view, const io::FrameBatch& batch) {
+void Forwarder::from_lower(const PortView& view, io::FrameBatch& batch) {
   ++counters_.bursts;
   counters_.lower_rx_frames += batch.count;
   counters_.oversize += batch.dropped_oversize;
   decisions_.clear();
+  if (view.macnat != nullptr) macnat_ingress(view, batch);
   for (std::size_t i = 0; i < batch.count; ++i) view.port->receive(batch[i], decisions_);
   if (view.capture != nullptr) capture(view, core::kNoDevice, batch);
   if (view.learn != nullptr) learn(view, core::kNoDevice, batch);
@@ -136,8 +145,7 @@ void Forwarder::from_lower(const PortView& view, const io::FrameBatch& batch) {
     deliver(view, batch[i], batch.vnet[i], decisions_[i], true, false);
 }
 
-void Forwarder::from_device(const PortView& view, core::DeviceId from,
-                            const io::FrameBatch& batch) {
+void Forwarder::from_device(const PortView& view, core::DeviceId from, io::FrameBatch& batch) {
   ++counters_.bursts;
   counters_.tap_rx_frames += batch.count;
   counters_.oversize += batch.dropped_oversize;
@@ -148,6 +156,7 @@ void Forwarder::from_device(const PortView& view, core::DeviceId from,
   if (view.capture != nullptr) capture(view, from, batch);
   if (view.learn != nullptr) learn(view, from, batch);
   core::PortCounters& drops = view.io->drops[worker_];
+  const std::uint64_t now = view.macnat != nullptr ? steady_ms() : 0;
   std::size_t to_wire = 0;
   for (std::size_t i = 0; i < batch.count; ++i) {
     const core::Verdict& v = decisions_[i];
@@ -162,7 +171,8 @@ void Forwarder::from_device(const PortView& view, core::DeviceId from,
     sent_[i] = !sender_dropped(v.drop);
     if (v.to_wire) {
       // Out the lower all at once, after the burst (one sendmmsg).
-      wire_frames_[to_wire] = frame;
+      wire_frames_[to_wire] =
+          view.macnat != nullptr ? macnat_egress(view, from, batch, i, now) : frame;
       wire_vnet_[to_wire] = batch.vnet[i];
       wire_index_[to_wire] = i;
       ++to_wire;
@@ -198,6 +208,58 @@ void Forwarder::learn(const PortView& view, core::DeviceId from, const io::Frame
     const core::Verdict& v = decisions_[i];
     view.learn->push(worker_, from, batch[i], v, decisions_.targets(v), v.drop);
   }
+}
+
+void Forwarder::macnat_ingress(const PortView& view, io::FrameBatch& batch) {
+  const core::MacAddress lower = view.port->lower().mac;
+  for (std::size_t i = 0; i < batch.count; ++i) {
+    const std::span<const std::uint8_t> f = batch[i];
+    if (f.size() < kEthHeader || !std::equal(f.begin(), f.begin() + 6, lower.octets().begin()))
+      continue;
+    const std::optional<core::IpAddress> dst = core::ingress_destination(f);
+    if (!dst) continue;
+    const auto it = view.macnat->owners.find(*dst);
+    if (it == view.macnat->owners.end()) continue;  // the host's, or nobody's
+    const core::Device* d = view.port->device(it->second.device);
+    if (d == nullptr) continue;
+    core::rewrite_ingress(batch.writable(i), d->mac,
+                          (batch.vnet[i].flags & io::kVnetNeedsCsum) != 0);
+  }
+}
+
+std::span<const std::uint8_t> Forwarder::macnat_egress(const PortView& view, core::DeviceId from,
+                                                       io::FrameBatch& batch, std::size_t i,
+                                                       std::uint64_t now_ms) {
+  const std::span<const std::uint8_t> frame = batch[i];
+  // Whose address it comes from: a stamp for a known owner, the learn tap
+  // for a new one (what ARP, NDP and DHCP teach went there already).
+  const core::Device* d = view.port->device(from);
+  if (d != nullptr && frame.size() >= kEthHeader &&
+      std::equal(frame.begin() + 6, frame.begin() + 12, d->mac.octets().begin())) {
+    if (const std::optional<core::IpAddress> src = core::egress_source(frame);
+        src && src->is_learnable()) {
+      const auto it = view.macnat->owners.find(*src);
+      if (it != view.macnat->owners.end() && it->second.device == from) {
+        std::atomic<std::uint64_t>& seen = it->second.seen_ms;
+        if (seen.load(std::memory_order_relaxed) + 1000 <= now_ms)
+          seen.store(now_ms, std::memory_order_relaxed);
+      } else if (view.learn != nullptr && !teaches_addresses(frame)) {
+        const core::Verdict& v = decisions_[i];
+        view.learn->push(worker_, from, frame, v, decisions_.targets(v), v.drop);
+      }
+    }
+  }
+  const bool partial = (batch.vnet[i].flags & io::kVnetNeedsCsum) != 0;
+  if (decisions_[i].count == 0 && !decisions_[i].queued) {
+    core::rewrite_egress(batch.writable(i), view.port->lower().mac, partial);
+    return frame;
+  }
+  // Its copies to other devices are written later (queued TAP writes, the
+  // broadcast queue): those keep the frame as it was sent.
+  std::vector<std::uint8_t>& copy = nat_copies_[i];
+  copy.assign(frame.begin(), frame.end());
+  core::rewrite_egress(copy, view.port->lower().mac, partial);
+  return copy;
 }
 
 void Forwarder::send_wire(const PortView& view, std::size_t n) {
@@ -531,7 +593,7 @@ void Dataplane::run(Worker& w) {
   // One device's burst: decide and emit, then size its next burst by the
   // copies per frame, so that one turn costs about kBatchSize copies
   // whatever the fan-out.
-  auto forward = [&](Reg& r, const io::FrameBatch& batch) {
+  auto forward = [&](Reg& r, io::FrameBatch& batch) {
     const PortView& pv = w.view->ports[r.port];
     const std::uint64_t before = w.fwd.counters().copies;
     w.fwd.from_device(pv, r.device, batch);

@@ -32,6 +32,14 @@
 //   path allocates per frame, logs, or takes a lock.
 // - A port with a capture running (PortView::capture) has each decided
 //   burst offered to its CaptureTap before it is written (capture_tap.h).
+// - macnat (PortView::macnat): a frame from the lower addressed to the
+//   lower's MAC whose destination address has an owner is rewritten for
+//   that device (core::rewrite_ingress) before the port decides; a device's
+//   frame that goes out the lower is rewritten (core::rewrite_egress) after
+//   the copies to other devices are taken, in place when it has none, else
+//   in a scratch copy. The taps (capture, learn) see a device's frames as
+//   it sent them, and frames from the lower as the port decided on them
+//   (rewritten for their device).
 // - What a worker cannot fix itself, it reports as a Notice and stops
 //   watching that fd: a TAP that failed (its device was deleted or its
 //   namespace died), a lower whose socket reported an error (it went down or
@@ -51,8 +59,10 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "core/ip_table.h"
 #include "core/port.h"
 #include "daemon/capture_tap.h"
 #include "io/frame_batch.h"
@@ -89,13 +99,31 @@ struct PortIo {
   PerWorker<core::PortCounters> drops;
 };
 
+// macnat's table as the data path reads it: which device owns an address
+// (its MAC is the published port's). Immutable once published, but for the
+// stamps: a worker that forwards a device's frame from a known address
+// stores the time (at most once a second per entry), so the control path
+// ages out only what is really silent.
+struct MacNatOwner {
+  core::DeviceId device = core::kNoDevice;
+  mutable std::atomic<std::uint64_t> seen_ms{0};  // steady clock, milliseconds
+};
+struct MacNatView {
+  std::unordered_map<core::IpAddress, MacNatOwner, core::IpAddressHash> owners;
+};
+
 struct PortView {
   std::shared_ptr<const core::Port> port;
   std::shared_ptr<PortIo> io;
   std::vector<std::shared_ptr<DeviceIo>> devices;  // by DeviceId; null for free slots
   std::shared_ptr<CaptureTap> capture;             // while a capture runs on the port
-  // hostaccess: the port's ARP, NDP and DHCP frames, for learning addresses.
+  // hostaccess or macnat: the port's ARP, NDP and DHCP frames (and, with
+  // macnat, a device's frames from an address the table does not give it),
+  // for learning addresses.
   std::shared_ptr<CaptureTap> learn;
+  // macnat on: frames out of the lower leave with the lower's MAC; frames
+  // for the lower's MAC go to the owner of their destination address.
+  std::shared_ptr<const MacNatView> macnat;
 };
 
 struct DataplaneView {
@@ -144,9 +172,10 @@ class Forwarder {
   void set_writer(TapWriter* w) { writer_ = w; }
 
   // A burst read from the port's lower (through rings[worker]).
-  void from_lower(const PortView& view, const io::FrameBatch& batch);
+  // With macnat on the port, the frames may be rewritten in place.
+  void from_lower(const PortView& view, io::FrameBatch& batch);
   // A burst read from device `from`'s TAP.
-  void from_device(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
+  void from_device(const PortView& view, core::DeviceId from, io::FrameBatch& batch);
 
   std::size_t worker() const { return worker_; }
   WorkerCounters& counters() { return counters_; }
@@ -163,6 +192,14 @@ class Forwarder {
   void capture(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
   // Copies the burst's ARP, NDP and DHCP frames to the port's learn tap.
   void learn(const PortView& view, core::DeviceId from, const io::FrameBatch& batch);
+  // macnat, frames from the lower: rewrites those for an owned address.
+  void macnat_ingress(const PortView& view, io::FrameBatch& batch);
+  // macnat, frame i of a device's burst going out the lower: refreshes its
+  // owner's stamp (or hands it to the learn tap when the table does not
+  // know its source yet) and returns the frame to send, rewritten.
+  std::span<const std::uint8_t> macnat_egress(const PortView& view, core::DeviceId from,
+                                              io::FrameBatch& batch, std::size_t i,
+                                              std::uint64_t now_ms);
 
   // Sends the first n frames of wire_frames_ out of the lower, recording
   // each one's fate in sent_ (by its index in the burst).
@@ -177,6 +214,9 @@ class Forwarder {
   std::array<io::VnetHeader, io::kBatchSize> wire_vnet_{};
   std::array<std::size_t, io::kBatchSize> wire_index_{};
   std::array<bool, io::kBatchSize> sent_{};
+  // macnat: rewritten copies of frames that also went to devices (their
+  // capacity is kept from burst to burst).
+  std::array<std::vector<std::uint8_t>, io::kBatchSize> nat_copies_{};
 };
 
 // How workers read and write TAPs: io_uring (a burst of reads, then one of

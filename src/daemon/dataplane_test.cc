@@ -150,6 +150,118 @@ TEST_F(ForwarderTest, SpoofedFramesAreDroppedWhenSpoofchkIsOn) {
   EXPECT_EQ(Dataplane::device_counters(*view_.devices[0]).tx_dropped, 1u);
 }
 
+// ---------------------------------------------------------------- macnat
+
+const io::MacBytes kLower{0x02, 0, 0, 0, 0, 0xee};
+const io::MacBytes kPeer{0x02, 0, 0, 0, 0, 0x77};
+
+// An IPv4 UDP frame from src_ip to dst_ip (last octets of 10.0.0.0/24)
+// whose payload starts with marker.
+std::vector<std::uint8_t> udp4(const io::MacBytes& dst, const io::MacBytes& src,
+                               std::uint8_t src_ip, std::uint8_t dst_ip, std::uint32_t marker) {
+  std::vector<std::uint8_t> f(dst.begin(), dst.end());
+  f.insert(f.end(), src.begin(), src.end());
+  f.insert(f.end(), {0x08, 0x00});
+  const std::uint8_t ip[20] = {0x45, 0, 0,  20 + 8 + 8, 0, 1,      0,  0, 64, 17,
+                               0,    0, 10, 0,          0, src_ip, 10, 0, 0,  dst_ip};
+  f.insert(f.end(), ip, ip + 20);
+  std::uint32_t sum = 0;
+  for (std::size_t i = 14; i < 34; i += 2) sum += static_cast<std::uint32_t>(f[i] << 8 | f[i + 1]);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  f[24] = static_cast<std::uint8_t>(~sum >> 8);
+  f[25] = static_cast<std::uint8_t>(~sum);
+  f.insert(f.end(), {0x30, 0x39, 0x30, 0x39, 0, 16, 0, 0});  // UDP 12345 -> 12345, no checksum
+  for (int shift = 24; shift >= 0; shift -= 8)
+    f.push_back(static_cast<std::uint8_t>(marker >> shift));
+  f.insert(f.end(), 4, 0);
+  return f;
+}
+
+bool udp_marker(std::span<const std::uint8_t> f, std::uint32_t marker) {
+  if (f.size() < 46 || f[12] != 0x08 || f[13] != 0x00 || f[23] != 17) return false;
+  return (static_cast<std::uint32_t>(f[42]) << 24 | static_cast<std::uint32_t>(f[43]) << 16 |
+          static_cast<std::uint32_t>(f[44]) << 8 | f[45]) == marker;
+}
+
+// An ARP request from a (10.0.0.11) for 10.0.0.1, broadcast.
+std::vector<std::uint8_t> arp_request_from_a() {
+  const io::MacBytes bcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  std::vector<std::uint8_t> f(bcast.begin(), bcast.end());
+  f.insert(f.end(), kA.begin(), kA.end());
+  f.insert(f.end(), {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1});
+  f.insert(f.end(), kA.begin(), kA.end());
+  f.insert(f.end(), {10, 0, 0, 11, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1});
+  f.resize(60, 0);
+  return f;
+}
+
+TEST_F(ForwarderTest, MacnatGivesFramesForTheLowerToTheOwnerOfTheirAddress) {
+  io::FrameBatch batch(core::kMaxFrameSize);
+  add(batch, udp4(kLower, kPeer, 1, 12, 0x5005));  // b's address
+  add(batch, udp4(kLower, kPeer, 1, 99, 0x5006));  // nobody's: the host's
+  // Without macnat, neither reaches b.
+  fwd_.from_lower(view_, batch);
+  EXPECT_TRUE(collect(
+                  capture_b_, 1,
+                  [](auto f) { return udp_marker(f, 0x5005) || udp_marker(f, 0x5006); },
+                  std::chrono::milliseconds(300))
+                  .empty());
+
+  auto nat = std::make_shared<MacNatView>();
+  nat->owners[core::IpAddress::v4(0x0a00000c)].device = 1;
+  view_.macnat = nat;
+  batch.clear();
+  add(batch, udp4(kLower, kPeer, 1, 12, 0x5005));
+  add(batch, udp4(kLower, kPeer, 1, 99, 0x5006));
+  fwd_.from_lower(view_, batch);
+  const auto got = collect(
+      capture_b_, 2, [](auto f) { return udp_marker(f, 0x5005) || udp_marker(f, 0x5006); },
+      std::chrono::milliseconds(300));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(udp_marker(got[0], 0x5005));
+  EXPECT_TRUE(std::equal(kB.begin(), kB.end(), got[0].begin())) << "sent to b's MAC";
+  EXPECT_TRUE(std::equal(kPeer.begin(), kPeer.end(), got[0].begin() + 6)) << "source kept";
+}
+
+TEST_F(ForwarderTest, MacnatRewritesOnlyWhatLeavesAndLearnsNewSources) {
+  auto nat = std::make_shared<MacNatView>();
+  view_.macnat = nat;
+  view_.learn = std::make_shared<CaptureTap>(1, 16);
+  view_.learn->watch_all(true);
+  io::FrameBatch batch(core::kMaxFrameSize);
+  // A broadcast ARP (to b and out the lower) and a unicast to the outside
+  // from an address the table does not know.
+  add(batch, arp_request_from_a());
+  add(batch, udp4(kPeer, kA, 11, 1, 0x6006));
+  fwd_.from_device(view_, 0, batch);
+  // b's copy is the frame as a sent it.
+  const auto got = collect(
+      capture_b_, 1, [](auto f) { return f.size() >= 14 && f[12] == 0x08 && f[13] == 0x06; },
+      std::chrono::milliseconds(300));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(std::equal(kA.begin(), kA.end(), got[0].begin() + 6));
+  EXPECT_TRUE(std::equal(kA.begin(), kA.end(), got[0].begin() + 22)) << "ARP sender untouched";
+  // What went to the wire only was rewritten in place: the lower's MAC.
+  EXPECT_TRUE(std::equal(kLower.begin(), kLower.end(), batch[1].begin() + 6));
+  // The learn tap had the ARP (it teaches) and the unknown source.
+  std::vector<core::DeviceId> learned_from;
+  view_.learn->drain([&](const CaptureRecord& r) {
+    learned_from.push_back(r.from);
+    EXPECT_TRUE(std::equal(kA.begin(), kA.end(), r.data.begin() + 6)) << "as a sent it";
+  });
+  EXPECT_EQ(learned_from.size(), 2u);
+
+  // Known now: a refresh of its stamp, nothing for the learn tap.
+  auto known = std::make_shared<MacNatView>();
+  known->owners[core::IpAddress::v4(0x0a00000b)].device = 0;
+  view_.macnat = known;
+  batch.clear();
+  add(batch, udp4(kPeer, kA, 11, 1, 0x6007));
+  fwd_.from_device(view_, 0, batch);
+  EXPECT_GT(known->owners.begin()->second.seen_ms.load(), 0u);
+  EXPECT_EQ(view_.learn->drain([](const CaptureRecord&) {}), 0u);
+}
+
 // The threads: a published view is picked up, and wait_for() returns once
 // every worker runs it.
 TEST(DataplaneThreads, PublishedViewsAreTakenUpByEveryWorker) {

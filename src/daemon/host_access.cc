@@ -49,20 +49,40 @@ bool write_sysctl(const std::string& path, const char* value) {
   return ok;
 }
 
-control::Reply refused(int err, const std::string& why) {
-  control::Reply r;
-  r.error = err;
-  r.message = std::string("RTNETLINK answers: ") + std::strerror(err) + "\numacvlan: " + why + ".";
-  return r;
-}
-
 }  // namespace
 
-bool LinkService::hostaccess_active() const {
+bool LinkService::port_options_active() const {
   for (const auto& p : ports_) {
-    if (p->host != nullptr) return true;
+    if (p->learn != nullptr) return true;
   }
   return false;
+}
+
+void LinkService::update_learn_tap(Port& port) {
+  const bool wanted = port.host != nullptr || port.macnat != nullptr;
+  if (wanted == (port.learn != nullptr)) return;
+  if (wanted) {
+    port.learn = std::make_shared<CaptureTap>(dataplane_.workers(), config_.limits.max_devices);
+    port.learn->watch_all(true);
+  } else {
+    port.learn.reset();
+  }
+  dirty_ = true;
+}
+
+void LinkService::port_options_tick() {
+  const std::uint64_t now = now_ms();
+  for (auto& p : ports_) {
+    if (p->learn == nullptr) continue;
+    Port& port = *p;
+    port.learn->drain([&](const CaptureRecord& r) {
+      if (port.host != nullptr) hostaccess_learn(port, r, now);
+      if (port.macnat != nullptr) macnat_learn(port, r, now);
+    });
+    if (port.host != nullptr) hostaccess_tick(port);
+    if (port.macnat != nullptr) macnat_tick(port, now);
+  }
+  publish_if_changed();
 }
 
 control::Reply LinkService::set_hostaccess(Port& port, bool on) {
@@ -85,15 +105,15 @@ control::Reply LinkService::set_hostaccess(Port& port, bool on) {
   control::Reply r = add(add_req, port.lower_ns, lower_nsid);
   if (r.error != 0) {
     if (r.error == EEXIST)
-      return refused(EEXIST, "hostaccess needs the name \"" + name + "\" beside the lower");
+      return refusal(EEXIST, "hostaccess needs the name \"" + name + "\" beside the lower");
     return r;
   }
   io::LinkInfo li;
   if (rtnl_.get_link(name, &li, lower_nsid) != 0)
-    return refused(ENODEV, "the host device " + name + " vanished as it was made");
+    return refusal(ENODEV, "the host device " + name + " vanished as it was made");
   Found f = find_device(port.lower_ns_inode, li.ifindex);
   if (f.dev == nullptr || f.port != &port)
-    return refused(EIO, "the host device " + name + " did not join the port");
+    return refusal(EIO, "the host device " + name + " did not join the port");
   // No address of its own, and it answers neighbour solicitations for the
   // lower's IPv6 addresses (the proxy entries).
   const std::string conf = "/proc/sys/net/ipv6/conf/" + name + "/";
@@ -112,9 +132,8 @@ control::Reply LinkService::set_hostaccess(Port& port, bool on) {
   host->device = f.dev->id;
   host->ifindex = li.ifindex;
   host->name = name;
-  host->tap = std::make_shared<CaptureTap>(dataplane_.workers(), config_.limits.max_devices);
-  host->tap->watch_all(true);
   port.host = std::move(host);
+  update_learn_tap(port);
   control::LinkRequest up;
   up.op = control::LinkOp::kSet;
   up.name = name;
@@ -134,6 +153,7 @@ control::Reply LinkService::set_hostaccess(Port& port, bool on) {
 void LinkService::disable_hostaccess(Port& port, bool remove_device_too) {
   if (port.host == nullptr) return;
   const std::unique_ptr<HostAccess> host = std::move(port.host);
+  update_learn_tap(port);
   mark(port);
   publish();
   // Its routes and proxy entries go with the device.
@@ -186,52 +206,40 @@ void LinkService::sync_host_proxies(Port& port) {
   }
 }
 
-void LinkService::hostaccess_tick() {
-  const std::uint64_t now = now_ms();
-  for (auto& p : ports_) {
-    if (p->host == nullptr) continue;
-    Port& port = *p;
-    HostAccess& host = *port.host;
-    auto apply = [&](const core::LearnResult& res) {
-      for (const core::IpChange& c : res) {
-        switch (c.kind) {
-          case core::IpChangeKind::kAdded:
-          case core::IpChangeKind::kMoved:
-            host_route(port, c.entry, true);
-            prune_host_routes(port, c.entry.device);
-            spdlog::info("{}: {} is {}'s", host.name, c.entry.address.to_string(),
-                         device_name(port.serial, c.entry.device));
-            break;
-          case core::IpChangeKind::kEvicted:
-            host_route(port, c.entry, false);
-            break;
-          case core::IpChangeKind::kRefreshed:
-            break;
-        }
+void LinkService::hostaccess_learn(Port& port, const CaptureRecord& r, std::uint64_t now) {
+  HostAccess& host = *port.host;
+  auto apply = [&](const core::LearnResult& res) {
+    for (const core::IpChange& c : res) {
+      switch (c.kind) {
+        case core::IpChangeKind::kAdded:
+        case core::IpChangeKind::kMoved:
+          host_route(port, c.entry, true);
+          prune_host_routes(port, c.entry.device);
+          spdlog::info("{}: {} is {}'s", host.name, c.entry.address.to_string(),
+                       device_name(port.serial, c.entry.device));
+          break;
+        case core::IpChangeKind::kEvicted:
+          host_route(port, c.entry, false);
+          break;
+        case core::IpChangeKind::kRefreshed:
+          break;
       }
-    };
-    host.tap->drain([&](const CaptureRecord& r) {
-      const std::span<const std::uint8_t> frame(r.data.data(), r.caplen);
-      if (r.from == core::kNoDevice || r.from == host.device) {
-        // Toward the devices (a DHCP server's ack): chaddr says whose.
-        apply(host.learned.learn_dhcp_ack(
-            frame,
-            [&](core::MacAddress mac) -> std::optional<core::DeviceId> {
-              for (const auto& [id, d] : port.devices) {
-                const core::Device* cd = port.core.device(id);
-                if (cd != nullptr && cd->mac == mac && id != host.device) return id;
-              }
-              return std::nullopt;
-            },
-            now));
-        return;
-      }
-      const core::Device* cd = port.core.device(r.from);
-      if (cd == nullptr || cd->mode != core::Mode::kBridge) return;
-      apply(host.learned.learn_from_device(r.from, cd->mac, frame, now));
-    });
-    if (std::chrono::steady_clock::now() >= host.next_sync) sync_host_proxies(port);
+    }
+  };
+  const std::span<const std::uint8_t> frame(r.data.data(), r.caplen);
+  if (r.from == core::kNoDevice || r.from == host.device) {
+    // Toward the devices (a DHCP server's ack): chaddr says whose.
+    apply(host.learned.learn_dhcp_ack(
+        frame, [&](core::MacAddress mac) { return device_with_mac(port, mac, host.device); }, now));
+    return;
   }
+  const core::Device* cd = port.core.device(r.from);
+  if (cd == nullptr || cd->mode != core::Mode::kBridge) return;
+  apply(host.learned.learn_from_device(r.from, cd->mac, frame, now));
+}
+
+void LinkService::hostaccess_tick(Port& port) {
+  if (std::chrono::steady_clock::now() >= port.host->next_sync) sync_host_proxies(port);
 }
 
 void LinkService::prune_host_routes(Port& port, core::DeviceId id) {

@@ -35,15 +35,6 @@ Reply failure(int err, std::string message = {}) {
   return r;
 }
 
-// Where the kernel refuses without a message of its own, ip prints
-// "RTNETLINK answers: <strerror>": that line comes first, word for word, and
-// what umacvlan knows of the reason follows on a line of its own.
-Reply refusal(int err, const std::string& why) {
-  std::string message = std::string("RTNETLINK answers: ") + std::strerror(err);
-  if (!why.empty()) message += "\numacvlan: " + why + ".";
-  return failure(err, std::move(message));
-}
-
 Reply from_status(const core::Status& s) {
   if (s.ok()) return Reply{};
   return refusal(s.err, s.message);
@@ -114,6 +105,15 @@ const io::NetnsFd* find_space(const std::vector<io::NetnsFd>& spaces, ino_t inod
 }
 
 }  // namespace
+
+// Where the kernel refuses without a message of its own, ip prints
+// "RTNETLINK answers: <strerror>": that line comes first, word for word, and
+// what umacvlan knows of the reason follows on a line of its own.
+Reply refusal(int err, const std::string& why) {
+  std::string message = std::string("RTNETLINK answers: ") + std::strerror(err);
+  if (!why.empty()) message += "\numacvlan: " + why + ".";
+  return failure(err, std::move(message));
+}
 
 LinkService::LinkService(LinkServiceConfig config, Dataplane& dataplane, io::NetnsWatch& watch)
     : config_(std::move(config)),
@@ -289,14 +289,19 @@ void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsF
       host->device = id;
       host->ifindex = d.ifindex;
       host->name = host_name;
-      host->tap = std::make_shared<CaptureTap>(dataplane_.workers(), config_.limits.max_devices);
-      host->tap->watch_all(true);
       port->host = std::move(host);
       sync_host_proxies(*port);
     }
     if (port->host == nullptr)
       spdlog::warn("lower {}: hostaccess was on, but {} is gone: off", li.name, host_name);
   }
+  // What macnat learned did not come back: the devices teach it again as
+  // they speak (until then, frames for them reach the host).
+  if (rec.macnat) {
+    port->macnat = std::make_unique<MacNat>(rec.macnat_ageing);
+    rebuild_macnat_view(*port);
+  }
+  update_learn_tap(*port);
   ports_.push_back(std::move(port));
 }
 
@@ -408,14 +413,15 @@ control::Reply LinkService::handle(const control::LinkRequest& req, const io::Ne
   switch (req.op) {
     case LinkOp::kAdd: {
       Reply r = add(req, caller, nsid);
-      if (r.error != 0 || !req.hostaccess) return r;
-      // The device is made: its port takes the option too.
+      if (r.error != 0 || !(req.hostaccess || req.macnat || req.macnat_ageing)) return r;
+      // The device is made: its port takes the options too.
       Reply err;
       Found f = find_by_name(caller.inode(), nsid, req.name, &err);
-      return f.port != nullptr ? set_hostaccess(*f.port, *req.hostaccess) : err;
+      return f.port != nullptr ? set_port_options(*f.port, req) : err;
     }
     case LinkOp::kSet:
-      return req.hostaccess ? set_port_option(req, caller, nsid) : set(req, caller, nsid);
+      return req.hostaccess || req.macnat || req.macnat_ageing ? set_port_option(req, caller, nsid)
+                                                               : set(req, caller, nsid);
     case LinkOp::kDelete:
       return del(req, caller, nsid);
     case LinkOp::kShow:
@@ -606,21 +612,38 @@ control::Reply LinkService::set_port_option(const control::LinkRequest& req,
   if (port == nullptr) {
     return refusal(EOPNOTSUPP, "\"" + req.name +
                                    "\" is neither a umacvlan device nor the lower of one "
-                                   "(hostaccess is an option of a lower's port)");
+                                   "(hostaccess and macnat are options of a lower's port)");
   }
+  // Whole before anything changes: macnat_ageing needs macnat.
+  if (req.macnat_ageing && !req.macnat.value_or(port->macnat != nullptr))
+    return refusal(EINVAL, "macnat_ageing needs macnat on");
   control::LinkRequest rest = req;
   rest.hostaccess.reset();
+  rest.macnat.reset();
+  rest.macnat_ageing.reset();
   rest.type_macvlan = false;
   control::LinkRequest bare;
   bare.op = LinkOp::kSet;
   bare.name = req.name;
   const bool more = rest != bare;
   if (f.dev == nullptr && more)
-    return refusal(EOPNOTSUPP, "on a lower, only hostaccess can be set");
+    return refusal(EOPNOTSUPP, "on a lower, only hostaccess, macnat and macnat_ageing can be set");
   if (more) {
-    if (Reply r = set(req, caller, nsid); r.error != 0) return r;
+    control::LinkRequest dev_part = rest;
+    dev_part.type_macvlan = req.type_macvlan;
+    if (Reply r = set(dev_part, caller, nsid); r.error != 0) return r;
   }
-  return set_hostaccess(*port, *req.hostaccess);
+  return set_port_options(*port, req);
+}
+
+control::Reply LinkService::set_port_options(Port& port, const control::LinkRequest& req) {
+  if (req.macnat_ageing && !req.macnat.value_or(port.macnat != nullptr))
+    return refusal(EINVAL, "macnat_ageing needs macnat on");
+  if (req.hostaccess) {
+    if (Reply r = set_hostaccess(port, *req.hostaccess); r.error != 0) return r;
+  }
+  if (req.macnat || req.macnat_ageing) return set_macnat(port, req.macnat, req.macnat_ageing);
+  return Reply{};
 }
 
 control::Reply LinkService::del(const control::LinkRequest& req, const io::NetnsFd& caller,
@@ -662,9 +685,23 @@ control::Reply LinkService::show(const control::LinkRequest& req, const io::Netn
       }
       nlohmann::json j = link_json(li, lower_name, p->lower_ifindex, *p->core.device(id), p->core,
                                    Dataplane::device_counters(*d.io), link_nsid, link_ns);
-      if (p->host != nullptr && j.contains("linkinfo") && j["linkinfo"].contains("info_data"))
-        j["linkinfo"]["info_data"]["hostaccess"] = true;
+      if (j.contains("linkinfo") && j["linkinfo"].contains("info_data")) {
+        nlohmann::json& data = j["linkinfo"]["info_data"];
+        if (p->host != nullptr) data["hostaccess"] = true;
+        if (p->macnat != nullptr) {
+          data["macnat"] = true;
+          data["macnat_ageing"] = p->macnat->ageing;
+        }
+      }
       rows.emplace_back(li.ifindex, std::move(j));
+    }
+  }
+  // `link show dev LOWER`: the lower of a port here.
+  if (!req.name.empty() && rows.empty()) {
+    io::LinkInfo li;
+    if (rtnl_.get_link(req.name, &li, nsid) == 0) {
+      if (const Port* p = find_lower(here, li.ifindex))
+        rows.emplace_back(li.ifindex, lower_row(*p, li, caller));
     }
   }
   std::sort(rows.begin(), rows.end(),
@@ -1308,6 +1345,7 @@ void LinkService::remove_device(Port& port, core::DeviceId id, bool destroy_tap)
   auto it = port.devices.find(id);
   if (it == port.devices.end()) return;
   forget_host_routes(port, id);
+  forget_macnat(port, id);
   // LOWER.host deleted by hand: hostaccess is off.
   if (port.host != nullptr && port.host->device == id) disable_hostaccess(port, false);
   std::shared_ptr<DeviceIo> io = std::move(it->second.io);
@@ -1390,6 +1428,8 @@ State LinkService::snapshot() const {
     pr.lower_perm_mac = p->core.lower_perm_mac();
     pr.bclim = p->core.bclim();
     pr.hostaccess = p->host != nullptr;
+    pr.macnat = p->macnat != nullptr;
+    if (p->macnat != nullptr) pr.macnat_ageing = p->macnat->ageing;
     for (const auto& [id, d] : p->devices) {
       const core::Device* cd = p->core.device(id);
       if (cd == nullptr) continue;
@@ -1457,7 +1497,8 @@ std::uint64_t LinkService::publish() {
     pv.port = p->published;
     pv.io = p->io;
     pv.capture = p->capture;
-    if (p->host != nullptr) pv.learn = p->host->tap;
+    pv.learn = p->learn;
+    if (p->macnat != nullptr) pv.macnat = p->macnat->view;
     pv.devices.resize(p->core.slot_count());
     for (auto& [id, d] : p->devices) {
       if (id < pv.devices.size()) pv.devices[id] = d.io;

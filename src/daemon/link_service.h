@@ -40,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -91,6 +92,10 @@ struct LinkServiceConfig {
   core::PortLimits limits;
 };
 
+// A refusal as ip prints it: "RTNETLINK answers: <strerror>", then, on a
+// line of its own, "umacvlan: <why>." (nothing when why is empty).
+control::Reply refusal(int err, const std::string& why);
+
 class LinkService {
  public:
   LinkService(LinkServiceConfig config, Dataplane& dataplane, io::NetnsWatch& watch);
@@ -133,13 +138,14 @@ class LinkService {
   std::string device_name(std::uint64_t port, core::DeviceId id) const;
   std::size_t max_devices() const { return config_.limits.max_devices; }
 
-  // ---- hostaccess (host_access.cc)
-  // Learns the devices' addresses from the ARP, NDP and DHCP frames the
-  // ports with hostaccess copied off the data path, and keeps their host
-  // routes in step; keeps the proxy entries in step with the lower's IPv6
-  // addresses. The loop calls it every 10 ms while hostaccess_active().
-  void hostaccess_tick();
-  bool hostaccess_active() const;
+  // ---- port options: hostaccess (host_access.cc), macnat (mac_nat.cc)
+  // Learns the devices' addresses from the frames the ports with hostaccess
+  // or macnat copied off the data path: keeps hostaccess's host routes in
+  // step (and its proxy entries with the lower's IPv6 addresses), and
+  // macnat's published table (ageing out what is silent). The loop calls it
+  // every 10 ms while port_options_active().
+  void port_options_tick();
+  bool port_options_active() const;
   // The ports and, unless links is null, their devices.
   void summary(std::vector<PortSummary>* ports, std::vector<LinkSummary>* links) const;
 
@@ -162,9 +168,17 @@ class LinkService {
     int ifindex = 0;                          // in the lower's namespace
     std::string name;
     core::IpTable learned{core::IpTable::kDefaultMaxEntries, 0};  // no ageing
-    std::shared_ptr<CaptureTap> tap;  // the port's ARP, NDP and DHCP frames
     std::set<std::array<std::uint8_t, 16>> proxied;
     std::chrono::steady_clock::time_point next_sync;
+  };
+  // A port's macnat (mac_nat.cc).
+  struct MacNat {
+    explicit MacNat(std::uint32_t ageing_s)
+        : ageing(ageing_s), learned(core::IpTable::kDefaultMaxEntries, ageing_s * 1000ULL) {}
+    std::uint32_t ageing;  // seconds
+    core::IpTable learned;
+    std::shared_ptr<MacNatView> view;  // as published (the workers stamp it)
+    std::chrono::steady_clock::time_point next_age;
   };
   struct Port {
     std::uint64_t serial = 0;
@@ -181,6 +195,9 @@ class LinkService {
     std::map<core::DeviceId, Device> devices;
     std::shared_ptr<CaptureTap> capture;  // while a capture runs
     std::unique_ptr<HostAccess> host;     // hostaccess on
+    std::unique_ptr<MacNat> macnat;       // macnat on
+    // While hostaccess or macnat is on: the frames they learn from.
+    std::shared_ptr<CaptureTap> learn;
 
     explicit Port(core::Port p) : core(std::move(p)) {}
   };
@@ -200,8 +217,16 @@ class LinkService {
   int32_t nsid_seen_from(const io::NetnsFd& caller, int32_t nsid, const io::NetnsFd& other,
                          io::RtNetlink* there);
 
+  // ---- port options
+  // Creates or drops the port's learn tap as hostaccess or macnat need it.
+  void update_learn_tap(Port& port);
+  // The device of port whose MAC is mac (but except), for a DHCP ack's chaddr.
+  std::optional<core::DeviceId> device_with_mac(const Port& port, core::MacAddress mac,
+                                                core::DeviceId except = core::kNoDevice) const;
   // ---- hostaccess (host_access.cc)
   control::Reply set_hostaccess(Port& port, bool on);
+  void hostaccess_learn(Port& port, const CaptureRecord& r, std::uint64_t now_ms);
+  void hostaccess_tick(Port& port);
   // Drops the port's hostaccess; with remove_device_too, LOWER.host too
   // (its routes and proxy entries go with it).
   void disable_hostaccess(Port& port, bool remove_device_too);
@@ -210,10 +235,28 @@ class LinkService {
   void forget_host_routes(Port& port, core::DeviceId id);
   // Drops what device id no longer has (a new address replaced an old one).
   void prune_host_routes(Port& port, core::DeviceId id);
-  // `link set NAME ... hostaccess X`: NAME a device (its other changes
-  // first) or the lower of a port.
+  // `link set NAME ... hostaccess X macnat Y macnat_ageing N`: NAME a
+  // device (its other changes first) or the lower of a port.
   control::Reply set_port_option(const control::LinkRequest& req, const io::NetnsFd& caller,
                                  int32_t nsid);
+  // The port options of req (hostaccess, macnat, macnat_ageing), once its
+  // device part is done.
+  control::Reply set_port_options(Port& port, const control::LinkRequest& req);
+  // ---- macnat (mac_nat.cc)
+  // Refused (and nothing changed) when ageing is given for a port that
+  // neither has macnat nor turns it on.
+  control::Reply set_macnat(Port& port, std::optional<bool> on,
+                            std::optional<std::uint32_t> ageing);
+  void macnat_learn(Port& port, const CaptureRecord& r, std::uint64_t now_ms);
+  // Folds the workers' stamps into the table, ages it, republishes it.
+  void macnat_tick(Port& port, std::uint64_t now_ms);
+  void forget_macnat(Port& port, core::DeviceId id);
+  // Builds the published table from what was learned (keeping the newer
+  // stamps of the old one); the caller publishes.
+  void rebuild_macnat_view(Port& port);
+  // `link show dev LOWER`: the lower of a port, with its options and table.
+  nlohmann::json lower_row(const Port& port, const io::LinkInfo& li,
+                           const io::NetnsFd& caller) const;
 
   // ---- lookup
   struct Found {

@@ -55,6 +55,8 @@ json to_json(const PortRecord& p) {
             {"perm_mac", p.lower_perm_mac.to_string()}}},
           {"bclim", p.bclim},
           {"hostaccess", p.hostaccess},
+          {"macnat", p.macnat},
+          {"macnat_ageing", p.macnat_ageing},
           {"devices", std::move(devices)}};
 }
 
@@ -104,8 +106,18 @@ PortRecord port_from(const json& j) {
   p.lower_netns = static_cast<ino_t>(get<std::uint64_t>(lower, "netns"));
   p.lower_perm_mac = get_mac(lower, "perm_mac");
   p.bclim = get<std::int32_t>(j, "bclim");
-  // Absent in files of earlier versions: off.
+  // Absent in files of earlier versions: off (and the default ageing).
   if (j.contains("hostaccess")) p.hostaccess = get<bool>(j, "hostaccess");
+  if (j.contains("macnat")) p.macnat = get<bool>(j, "macnat");
+  if (j.contains("macnat_ageing")) {
+    // json's get<> converts any number (and wraps negatives): the ageing is
+    // checked as the control protocol checks it.
+    const json& a = j.at("macnat_ageing");
+    if (!a.is_number_unsigned() || a.get<std::uint64_t>() < control::kMinMacnatAgeing ||
+        a.get<std::uint64_t>() > control::kMaxMacnatAgeing)
+      throw std::runtime_error("bad \"macnat_ageing\"");
+    p.macnat_ageing = a.get<std::uint32_t>();
+  }
   for (const auto& d : get<json>(j, "devices")) p.devices.push_back(device_from(d));
   return p;
 }

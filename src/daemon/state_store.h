@@ -3,10 +3,11 @@
 //
 // What is kept is what only umacvlan knows: which lower each device belongs
 // to and its macvlan settings (mode, flags, source list, bcqueuelen, the
-// port's bclim, spoofchk), plus where each device and lower was last seen
-// (namespace inode, ifindex, name) to find it again. What the kernel keeps
-// itself (a device's current MAC, MTU, up/down, name) is recorded too, but
-// at re-adoption the kernel's present view wins.
+// port's bclim, hostaccess, macnat and its ageing, spoofchk), plus where
+// each device and lower was last seen (namespace inode, ifindex, name) to
+// find it again. What the kernel keeps itself (a device's current MAC, MTU,
+// up/down, name) is recorded too, but at re-adoption the kernel's present
+// view wins.
 //
 // Contract: save() writes the whole state atomically (a temporary file in
 // the same directory, fsync, rename, fsync of the directory): after a crash
@@ -23,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "control/control_protocol.h"
 #include "core/mac_address.h"
 #include "core/mode.h"
 
@@ -54,6 +56,8 @@ struct PortRecord {
   core::MacAddress lower_perm_mac;  // given back when the port goes (passthru)
   std::int32_t bclim = 0;
   bool hostaccess = false;  // its LOWER.host is one of the devices
+  bool macnat = false;      // frames leave the lower with its MAC
+  std::uint32_t macnat_ageing = control::kDefaultMacnatAgeing;  // seconds
   std::vector<DeviceRecord> devices;
   bool operator==(const PortRecord&) const = default;
 };

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace umacvlan::daemon {
 namespace {
@@ -25,6 +27,9 @@ State sample() {
   p.lower_netns = 4026532001;
   p.lower_perm_mac = mac("02:77:00:00:00:02");
   p.bclim = -1;
+  p.hostaccess = true;
+  p.macnat = true;
+  p.macnat_ageing = 60;
   DeviceRecord a;
   a.name = "mva";
   a.ifindex = 7;
@@ -99,6 +104,89 @@ TEST_F(StateStoreTest, ACorruptFileIsMovedAsideAndReported) {
     for (const auto& e : fs::directory_iterator(dir_ + "/sub"))
       aside += e.path().filename().string().rfind("state.json.corrupt-", 0) == 0;
     EXPECT_GE(aside, 1u);
+  }
+}
+
+TEST_F(StateStoreTest, SavesThePortOptions) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0) << error;
+  std::ifstream in(path_);
+  const auto j = nlohmann::json::parse(in);
+  const auto& port = j.at("ports").at(0);
+  EXPECT_EQ(port.at("hostaccess"), true);
+  EXPECT_EQ(port.at("macnat"), true);
+  EXPECT_EQ(port.at("macnat_ageing"), 60);
+  // Off, the ageing is kept all the same.
+  State off = sample();
+  off.ports[0].macnat = false;
+  off.ports[0].macnat_ageing = 86400;
+  ASSERT_EQ(save_state(path_, off, &error), 0) << error;
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << error;
+  EXPECT_EQ(back, off);
+}
+
+// The file as sample() saves it, with edit applied to its port.
+template <typename Edit>
+std::string sample_file_with(const std::string& path, Edit edit) {
+  std::string error;
+  EXPECT_EQ(save_state(path, sample(), &error), 0) << error;
+  std::ifstream in(path);
+  auto j = nlohmann::json::parse(in);
+  edit(j.at("ports").at(0));
+  return j.dump();
+}
+
+TEST_F(StateStoreTest, AnOlderFileWithoutPortOptionsLoadsTheDefaults) {
+  const std::string text = sample_file_with(path_, [](nlohmann::json& port) {
+    port.erase("hostaccess");
+    port.erase("macnat");
+    port.erase("macnat_ageing");
+  });
+  std::ofstream(path_) << text;
+  State back;
+  LoadResult result;
+  std::string error;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << error;
+  ASSERT_EQ(result, LoadResult::kLoaded) << error;
+  ASSERT_EQ(back.ports.size(), 1u);
+  EXPECT_FALSE(back.ports[0].hostaccess);
+  EXPECT_FALSE(back.ports[0].macnat);
+  EXPECT_EQ(back.ports[0].macnat_ageing, control::kDefaultMacnatAgeing);
+  EXPECT_EQ(back.ports[0].devices, sample().ports[0].devices);
+}
+
+TEST_F(StateStoreTest, ABadPortOptionIsACorruptFile) {
+  const std::pair<const char*, nlohmann::json> cases[] = {
+      {"hostaccess", "on"},    {"hostaccess", 1},       {"macnat", "on"},
+      {"macnat", 1},           {"macnat", nullptr},     {"macnat_ageing", "300"},
+      {"macnat_ageing", 0},    {"macnat_ageing", -1},   {"macnat_ageing", 86401},
+      {"macnat_ageing", 60.5}, {"macnat_ageing", true},
+  };
+  for (const auto& [key, value] : cases) {
+    const std::string text =
+        sample_file_with(path_, [&](nlohmann::json& port) { port[key] = value; });
+    std::ofstream(path_) << text;
+    State back = sample();
+    LoadResult result;
+    std::string error;
+    ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << key << " " << value;
+    EXPECT_EQ(result, LoadResult::kCorrupt) << key << " " << value;
+    EXPECT_TRUE(back.ports.empty());
+    EXPECT_NE(error.find("moved to"), std::string::npos) << error;
+  }
+  // The bounds themselves are fine.
+  for (const int ageing : {1, 86400}) {
+    const std::string text =
+        sample_file_with(path_, [&](nlohmann::json& port) { port["macnat_ageing"] = ageing; });
+    std::ofstream(path_) << text;
+    State back;
+    LoadResult result;
+    std::string error;
+    ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << error;
+    ASSERT_EQ(result, LoadResult::kLoaded) << error;
+    EXPECT_EQ(back.ports[0].macnat_ageing, static_cast<std::uint32_t>(ageing));
   }
 }
 

@@ -114,6 +114,11 @@ struct FrameBatch {
   }
 
   std::span<const std::uint8_t> operator[](std::size_t i) const { return frames[i]; }
+  // Frame i, to rewrite in place (a frame of the same length): it lives in
+  // this batch's buffer or in the caller's (add_view()), both writable.
+  std::span<std::uint8_t> writable(std::size_t i) {
+    return {const_cast<std::uint8_t*>(frames[i].data()), frames[i].size()};
+  }
   auto begin() const { return frames.begin(); }
   auto end() const { return frames.begin() + static_cast<std::ptrdiff_t>(count); }
 
