@@ -100,13 +100,6 @@ bool get_optional_bool(const ordered_json& j, const char* key, bool* out) {
   return true;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // ------------------------------------------------------------- decoding
 
 bool has(Bytes b, std::size_t offset, std::size_t n) {
@@ -542,8 +535,8 @@ bool decode_hex(std::string_view hex, std::vector<std::uint8_t>* out) {
   if (hex.size() % 2 != 0) return false;
   std::vector<std::uint8_t> bytes(hex.size() / 2);
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const int hi = hex_value(hex[2 * i]);
-    const int lo = hex_value(hex[2 * i + 1]);
+    const int hi = core::hex_digit_value(hex[2 * i]);
+    const int lo = core::hex_digit_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return false;
     bytes[i] = static_cast<std::uint8_t>((hi << 4) | lo);
   }

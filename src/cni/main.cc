@@ -42,6 +42,7 @@
 
 #include "cli/control_client.h"
 #include "cni/cni_conf.h"
+#include "io/frame_batch.h"
 #include "io/netlink.h"
 #include "io/netns.h"
 
@@ -116,10 +117,6 @@ io::RtNetlink open_rtnl(const io::NetnsFd& ns) {
 void write_sysctl(const std::string& path, const std::string& value) {
   std::ofstream f(path);
   if (f) f << value;
-}
-
-std::string mac_text(const std::array<uint8_t, 6>& m) {
-  return core::MacAddress::from_bytes(m.data()).to_string();
 }
 
 // ---------------------------------------------------------------------------
@@ -625,7 +622,7 @@ int cmd_add(Context& c) {
       if (crt.get_link(c.env.ifname, &l) < 0) {
         fail(kErrInternal, fmt::format("failed to find interface name \"{}\"", c.env.ifname));
       }
-      iface.mac = mac_text(l.mac);
+      iface.mac = io::mac_text(l.mac);
       write_sysctl("/proc/sys/net/ipv4/conf/" + c.env.ifname + "/arp_notify", "1");
       write_sysctl("/proc/sys/net/ipv6/conf/" + c.env.ifname + "/ndisc_notify", "1");
       configure_iface(crt, l.ifindex, c.env.ifname, ips, routes);

@@ -3,30 +3,10 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/wire.h"
+
 namespace umacvlan::core {
 namespace {
-
-constexpr std::size_t kArpSize = 28;
-constexpr std::size_t kIpv4MinHeader = 20;
-constexpr std::size_t kIpv6Header = 40;
-constexpr std::uint8_t kProtoUdp = 17;
-constexpr std::uint8_t kProtoIcmpv6 = 58;
-constexpr std::uint8_t kNdpNeighborAdvert = 136;
-constexpr std::size_t kNdpNaSize = 24;  // type .. target
-constexpr std::uint8_t kNdpOptTargetLladdr = 2;
-constexpr std::size_t kBootpFixed = 236;               // op .. file
-constexpr std::size_t kDhcpOptions = kBootpFixed + 4;  // after the magic cookie
-
-std::uint16_t be16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::optional<std::array<std::uint8_t, 4>> parse_dotted_quad(std::string_view s) {
   std::array<std::uint8_t, 4> out{};
@@ -79,7 +59,7 @@ std::optional<IpAddress> parse_v6(std::string_view s) {
     if (token.size() > 4 || n >= groups.size()) return std::nullopt;
     unsigned v = 0;
     for (char c : token) {
-      const int h = hex_value(c);
+      const int h = hex_digit_value(c);
       if (h < 0) return std::nullopt;
       v = v * 16 + static_cast<unsigned>(h);
     }
@@ -118,7 +98,7 @@ std::string dotted_quad(const std::uint8_t* p) {
 
 bool ipv4_header_checksum_ok(const std::uint8_t* p, std::size_t len) {
   std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < len; i += 2) sum += be16(p + i);
+  for (std::size_t i = 0; i + 1 < len; i += 2) sum += wire::load_be16(p + i);
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return sum == 0xffff;
 }
@@ -266,11 +246,11 @@ std::optional<PacketLayout> parse_layout(std::span<const std::uint8_t> frame) {
   if (n < 14) return std::nullopt;
   PacketLayout out;
   std::size_t at = 12;
-  std::uint16_t type = be16(p + at);
+  std::uint16_t type = wire::load_be16(p + at);
   while (out.vlan_tags < 2 && (type == kEthertypeVlan || type == kEthertypeQinQ)) {
     at += 4;
     if (n < at + 2) return std::nullopt;
-    type = be16(p + at);
+    type = wire::load_be16(p + at);
     ++out.vlan_tags;
   }
   out.ethertype = type;
@@ -281,38 +261,40 @@ std::optional<PacketLayout> parse_layout(std::span<const std::uint8_t> frame) {
     case kEthertypeArp: {
       if (avail < 8) return std::nullopt;
       const std::uint8_t* a = p + out.l3;
-      if (be16(a) != 1 || be16(a + 2) != kEthertypeIpv4 || a[4] != 6 || a[5] != 4) return out;
-      if (avail < kArpSize) return std::nullopt;
+      if (wire::load_be16(a) != 1 || wire::load_be16(a + 2) != kEthertypeIpv4 || a[4] != 6 ||
+          a[5] != 4)
+        return out;
+      if (avail < wire::kArpSize) return std::nullopt;
       out.kind = L3Kind::kArp;
-      out.end = out.l3 + kArpSize;
+      out.end = out.l3 + wire::kArpSize;
       return out;
     }
     case kEthertypeIpv4: {
-      if (avail < kIpv4MinHeader) return std::nullopt;
+      if (avail < wire::kIpv4MinHeader) return std::nullopt;
       const std::uint8_t* ip = p + out.l3;
       const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0f) * 4;
-      const std::size_t total = be16(ip + 2);
-      if ((ip[0] >> 4) != 4 || ihl < kIpv4MinHeader || total < ihl || total > avail) {
+      const std::size_t total = wire::load_be16(ip + 2);
+      if ((ip[0] >> 4) != 4 || ihl < wire::kIpv4MinHeader || total < ihl || total > avail) {
         return std::nullopt;
       }
       out.kind = L3Kind::kIpv4;
       out.end = out.l3 + total;
       out.protocol = ip[9];
-      const bool fragment = (be16(ip + 6) & 0x3fff) != 0;  // MF or an offset
+      const bool fragment = (wire::load_be16(ip + 6) & 0x3fff) != 0;  // MF or an offset
       out.has_l4 = !fragment;
       out.l4 = out.l3 + ihl;
       return out;
     }
     case kEthertypeIpv6: {
-      if (avail < kIpv6Header) return std::nullopt;
+      if (avail < wire::kIpv6Header) return std::nullopt;
       const std::uint8_t* ip = p + out.l3;
-      const std::size_t payload = be16(ip + 4);
-      if ((ip[0] >> 4) != 6 || kIpv6Header + payload > avail) return std::nullopt;
+      const std::size_t payload = wire::load_be16(ip + 4);
+      if ((ip[0] >> 4) != 6 || wire::kIpv6Header + payload > avail) return std::nullopt;
       out.kind = L3Kind::kIpv6;
-      out.end = out.l3 + kIpv6Header + payload;
+      out.end = out.l3 + wire::kIpv6Header + payload;
       out.protocol = ip[6];
       out.has_l4 = true;
-      out.l4 = out.l3 + kIpv6Header;
+      out.l4 = out.l3 + wire::kIpv6Header;
       return out;
     }
     default:
@@ -385,24 +367,24 @@ LearnResult IpTable::learn_from_device(DeviceId dev, MacAddress dev_mac,
       if (!from_dev) break;
       const std::uint8_t* ip = p + layout->l3;
       const IpAddress src = IpAddress::v6_from_bytes(ip + 8);
-      const bool icmp = layout->protocol == kProtoIcmpv6 && layout->end - layout->l4 >= 4;
+      const bool icmp = layout->protocol == wire::kProtoIcmpv6 && layout->end - layout->l4 >= 4;
       const std::uint8_t icmp_type = icmp ? p[layout->l4] : 0;
       const bool ndp = icmp && icmp_type >= 133 && icmp_type <= 137;
       learn_into(src, dev, dev_mac, ndp ? LearnedFrom::kNdp : LearnedFrom::kIp, now_ms, &out);
       // RFC 4861 7.1.2: a valid NA has hop limit 255, code 0, at least 24 bytes.
-      if (icmp_type != kNdpNeighborAdvert || ip[7] != 255 || p[layout->l4 + 1] != 0 ||
-          layout->end - layout->l4 < kNdpNaSize) {
+      if (icmp_type != wire::kNdpNeighborAdvert || ip[7] != 255 || p[layout->l4 + 1] != 0 ||
+          layout->end - layout->l4 < wire::kNdpNaSize) {
         break;
       }
       const std::uint8_t* na = p + layout->l4;
       bool speaks_for_dev = true;
-      for (std::size_t o = layout->l4 + kNdpNaSize; o + 2 <= layout->end;) {
+      for (std::size_t o = layout->l4 + wire::kNdpNaSize; o + 2 <= layout->end;) {
         const std::size_t len = static_cast<std::size_t>(p[o + 1]) * 8;
         if (len == 0 || o + len > layout->end) {
           speaks_for_dev = false;  // malformed options: the receivers drop it
           break;
         }
-        if (p[o] == kNdpOptTargetLladdr && MacAddress::from_bytes(p + o + 2) != dev_mac) {
+        if (p[o] == wire::kNdpOptTargetLladdr && MacAddress::from_bytes(p + o + 2) != dev_mac) {
           speaks_for_dev = false;
         }
         o += len;
@@ -425,20 +407,21 @@ LearnResult IpTable::learn_dhcp_ack(
   LearnResult out;
   const auto layout = parse_layout(frame);
   if (!layout || layout->kind != L3Kind::kIpv4 || !layout->has_l4 ||
-      layout->protocol != kProtoUdp || layout->end - layout->l4 < 8) {
+      layout->protocol != wire::kProtoUdp || layout->end - layout->l4 < 8) {
     return out;
   }
   const std::uint8_t* udp = frame.data() + layout->l4;
-  const std::size_t udp_len = be16(udp + 4);
-  if (be16(udp) != 67 || be16(udp + 2) != 68 || udp_len < 8 || udp_len > layout->end - layout->l4) {
+  const std::size_t udp_len = wire::load_be16(udp + 4);
+  if (wire::load_be16(udp) != 67 || wire::load_be16(udp + 2) != 68 || udp_len < 8 ||
+      udp_len > layout->end - layout->l4) {
     return out;
   }
   const std::uint8_t* bootp = udp + 8;
   const std::size_t size = udp_len - 8;
-  if (size < kDhcpOptions || bootp[0] != 2 || bootp[1] != 1 || bootp[2] != 6) return out;
+  if (size < wire::kDhcpOptions || bootp[0] != 2 || bootp[1] != 1 || bootp[2] != 6) return out;
   if (bootp[236] != 99 || bootp[237] != 130 || bootp[238] != 83 || bootp[239] != 99) return out;
   std::uint8_t overload = 0;
-  auto type = dhcp_message_type(bootp + kDhcpOptions, size - kDhcpOptions, &overload);
+  auto type = dhcp_message_type(bootp + wire::kDhcpOptions, size - wire::kDhcpOptions, &overload);
   // RFC 2132 9.3: option overload continues the options in file (1), sname (2) or both (3).
   if (!type && (overload & 1)) type = dhcp_message_type(bootp + 108, 128, nullptr);
   if (!type && (overload & 2)) type = dhcp_message_type(bootp + 44, 64, nullptr);

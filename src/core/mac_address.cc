@@ -1,16 +1,13 @@
 #include "core/mac_address.h"
 
 namespace umacvlan::core {
-namespace {
 
-int hex_value(char c) {
+int hex_digit_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-
-}  // namespace
 
 MacAddress MacAddress::from_bytes(const std::uint8_t* p) {
   std::array<std::uint8_t, kSize> o{};
@@ -24,8 +21,8 @@ std::optional<MacAddress> MacAddress::parse(std::string_view text) {
   for (std::size_t i = 0; i < kSize; ++i) {
     const std::size_t at = i * 3;
     if (i > 0 && text[at - 1] != ':') return std::nullopt;
-    const int hi = hex_value(text[at]);
-    const int lo = hex_value(text[at + 1]);
+    const int hi = hex_digit_value(text[at]);
+    const int lo = hex_digit_value(text[at + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     o[i] = static_cast<std::uint8_t>(hi * 16 + lo);
   }

@@ -17,6 +17,9 @@
 
 namespace umacvlan::core {
 
+// The value of one hex digit (either case), -1 for any other character.
+int hex_digit_value(char c);
+
 class MacAddress {
  public:
   static constexpr std::size_t kSize = 6;

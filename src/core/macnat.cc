@@ -4,30 +4,10 @@
 #include <array>
 #include <cstddef>
 
+#include "core/wire.h"
+
 namespace umacvlan::core {
 namespace {
-
-constexpr std::uint8_t kProtoUdp = 17;
-constexpr std::uint8_t kProtoIcmpv6 = 58;
-constexpr std::uint16_t kArpRequest = 1;
-constexpr std::uint16_t kArpReply = 2;
-constexpr std::size_t kArpSenderHw = 8;
-constexpr std::size_t kArpSenderIp = 14;
-constexpr std::size_t kArpTargetHw = 18;
-constexpr std::size_t kArpTargetIp = 24;
-constexpr std::uint8_t kNdpOptSourceLladdr = 1;
-constexpr std::uint8_t kNdpOptTargetLladdr = 2;
-constexpr std::size_t kBootpFixed = 236;  // op .. file
-constexpr std::uint16_t kBootpBroadcast = 0x8000;
-
-std::uint16_t be16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
-}
-
-void put16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
 
 void put_mac(std::uint8_t* p, MacAddress mac) {
   std::copy(mac.octets().begin(), mac.octets().end(), p);
@@ -86,7 +66,8 @@ void replace_mac(std::uint8_t* p, MacAddress mac, std::uint8_t* csum,
   put_mac(p, mac);
   if (csum == nullptr) return;
   const bool odd = (p - csum_start) % 2 != 0;
-  put16(csum, checksum_update(be16(csum), before.data(), p, MacAddress::kSize, odd));
+  wire::store_be16(
+      csum, checksum_update(wire::load_be16(csum), before.data(), p, MacAddress::kSize, odd));
 }
 
 // Whether the NDP options in [at, end) are well formed (RFC 4861 4.6: no
@@ -135,7 +116,7 @@ EgressResult rewrite_egress(std::span<std::uint8_t> frame, MacAddress lower_mac,
   std::size_t ndp_options = 0;
   if (layout->kind == L3Kind::kArp) {
     inner = Inner::kArp;
-  } else if (layout->kind == L3Kind::kIpv6 && layout->protocol == kProtoIcmpv6) {
+  } else if (layout->kind == L3Kind::kIpv6 && layout->protocol == wire::kProtoIcmpv6) {
     const std::size_t len = layout->end - layout->l4;
     if (len < 4) {
       r.status = MacNatStatus::kMalformed;
@@ -150,15 +131,17 @@ EgressResult rewrite_egress(std::span<std::uint8_t> frame, MacAddress lower_mac,
       inner = Inner::kNdp;
       ndp_options = layout->l4 + fixed;
     }
-  } else if (layout->kind == L3Kind::kIpv4 && layout->has_l4 && layout->protocol == kProtoUdp) {
+  } else if (layout->kind == L3Kind::kIpv4 && layout->has_l4 &&
+             layout->protocol == wire::kProtoUdp) {
     const std::size_t room = layout->end - layout->l4;
     const std::uint8_t* udp = p + layout->l4;
-    if (room < 8 || be16(udp + 4) < 8 || be16(udp + 4) > room) {
+    if (room < 8 || wire::load_be16(udp + 4) < 8 || wire::load_be16(udp + 4) > room) {
       r.status = MacNatStatus::kMalformed;
       return r;
     }
-    const std::size_t bootp_size = be16(udp + 4) - 8u;
-    if (be16(udp) == 68 && be16(udp + 2) == 67 && bootp_size >= kBootpFixed && udp[8] == 1) {
+    const std::size_t bootp_size = wire::load_be16(udp + 4) - 8u;
+    if (wire::load_be16(udp) == 68 && wire::load_be16(udp + 2) == 67 &&
+        bootp_size >= wire::kBootpFixed && udp[8] == 1) {
       inner = Inner::kDhcp;
     }
   }
@@ -169,7 +152,7 @@ EgressResult rewrite_egress(std::span<std::uint8_t> frame, MacAddress lower_mac,
   }
   switch (inner) {
     case Inner::kArp: {
-      std::uint8_t* sha = p + layout->l3 + kArpSenderHw;
+      std::uint8_t* sha = p + layout->l3 + wire::kArpSenderHw;
       if (src != lower_mac && MacAddress::from_bytes(sha) == src) {
         put_mac(sha, lower_mac);
         r.rewritten |= kRewroteArpSender;
@@ -180,7 +163,8 @@ EgressResult rewrite_egress(std::span<std::uint8_t> frame, MacAddress lower_mac,
       std::uint8_t* icmp = p + layout->l4;
       std::uint8_t* csum = csum_partial ? nullptr : icmp + 2;
       for (std::size_t at = ndp_options; at < layout->end; at += p[at + 1] * 8u) {
-        const bool lladdr = p[at] == kNdpOptSourceLladdr || p[at] == kNdpOptTargetLladdr;
+        const bool lladdr =
+            p[at] == wire::kNdpOptSourceLladdr || p[at] == wire::kNdpOptTargetLladdr;
         if (!lladdr || src == lower_mac || MacAddress::from_bytes(p + at + 2) != src) continue;
         replace_mac(p + at + 2, lower_mac, csum, icmp);
         r.rewritten |= kRewroteNdpOption;
@@ -191,17 +175,17 @@ EgressResult rewrite_egress(std::span<std::uint8_t> frame, MacAddress lower_mac,
     case Inner::kDhcp: {
       std::uint8_t* udp = p + layout->l4;
       std::uint8_t* flags = udp + 8 + 10;
-      const std::uint16_t before = be16(flags);
-      if (before & kBootpBroadcast) break;
-      put16(flags, static_cast<std::uint16_t>(before | kBootpBroadcast));
+      const std::uint16_t before = wire::load_be16(flags);
+      if (before & wire::kBootpBroadcast) break;
+      wire::store_be16(flags, static_cast<std::uint16_t>(before | wire::kBootpBroadcast));
       r.rewritten |= kRewroteDhcpFlags;
       // Over IPv4 a zero UDP checksum means "none".
-      const std::uint16_t hc = be16(udp + 6);
+      const std::uint16_t hc = wire::load_be16(udp + 6);
       if (csum_partial || hc == 0) break;
       const std::array<std::uint8_t, 2> old_bytes = {static_cast<std::uint8_t>(before >> 8),
                                                      static_cast<std::uint8_t>(before)};
       const std::uint16_t updated = checksum_update(hc, old_bytes.data(), flags, 2, false);
-      put16(udp + 6, updated == 0 ? 0xffff : updated);  // 0 would mean "none"
+      wire::store_be16(udp + 6, updated == 0 ? 0xffff : updated);  // 0 would mean "none"
       r.rewritten |= kRewroteChecksum;
       break;
     }
@@ -217,9 +201,9 @@ std::optional<IpAddress> ingress_destination(std::span<const std::uint8_t> frame
   const std::uint8_t* l3 = frame.data() + layout->l3;
   switch (layout->kind) {
     case L3Kind::kArp: {
-      const std::uint16_t op = be16(l3 + 6);
-      if (op != kArpReply && op != kArpRequest) return std::nullopt;
-      return ownable(IpAddress::v4_from_bytes(l3 + kArpTargetIp));
+      const std::uint16_t op = wire::load_be16(l3 + 6);
+      if (op != wire::kArpReply && op != wire::kArpRequest) return std::nullopt;
+      return ownable(IpAddress::v4_from_bytes(l3 + wire::kArpTargetIp));
     }
     case L3Kind::kIpv4:
       return ownable(IpAddress::v4_from_bytes(l3 + 16));
@@ -237,7 +221,7 @@ std::optional<IpAddress> egress_source(std::span<const std::uint8_t> frame) {
   const std::uint8_t* l3 = frame.data() + layout->l3;
   switch (layout->kind) {
     case L3Kind::kArp:
-      return ownable(IpAddress::v4_from_bytes(l3 + kArpSenderIp));
+      return ownable(IpAddress::v4_from_bytes(l3 + wire::kArpSenderIp));
     case L3Kind::kIpv4:
       return ownable(IpAddress::v4_from_bytes(l3 + 12));
     case L3Kind::kIpv6:
@@ -262,8 +246,8 @@ IngressResult rewrite_ingress(std::span<std::uint8_t> frame, MacAddress device_m
     put_mac(p, device_mac);
     r.rewritten |= kRewroteEthDest;
   }
-  if (layout->kind == L3Kind::kArp && be16(p + layout->l3 + 6) == kArpReply) {
-    std::uint8_t* tha = p + layout->l3 + kArpTargetHw;
+  if (layout->kind == L3Kind::kArp && wire::load_be16(p + layout->l3 + 6) == wire::kArpReply) {
+    std::uint8_t* tha = p + layout->l3 + wire::kArpTargetHw;
     if (MacAddress::from_bytes(tha) != device_mac) {
       put_mac(tha, device_mac);
       r.rewritten |= kRewroteArpTarget;
@@ -276,8 +260,8 @@ std::optional<IpAddress> arp_request_target(std::span<const std::uint8_t> frame)
   const auto layout = parse_layout(frame);
   if (!layout || layout->kind != L3Kind::kArp) return std::nullopt;
   const std::uint8_t* arp = frame.data() + layout->l3;
-  if (be16(arp + 6) != kArpRequest) return std::nullopt;
-  return ownable(IpAddress::v4_from_bytes(arp + kArpTargetIp));
+  if (wire::load_be16(arp + 6) != wire::kArpRequest) return std::nullopt;
+  return ownable(IpAddress::v4_from_bytes(arp + wire::kArpTargetIp));
 }
 
 }  // namespace umacvlan::core

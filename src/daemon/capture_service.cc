@@ -91,7 +91,8 @@ void CaptureService::send_stats(ControlServer::StreamId id, Session& s, Clock::t
 
 void CaptureService::tick() {
   const Clock::time_point now = Clock::now();
-  for (auto& [port, tapped] : taps_) {
+  for (auto& [port_serial, tapped] : taps_) {
+    const auto port = port_serial;  // a plain variable: lambdas below capture it
     std::string lower;
     const core::Port* cp = links_.port_by_serial(port, &lower);
     std::vector<std::pair<ControlServer::StreamId, Session*>> here;

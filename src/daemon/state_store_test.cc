@@ -165,8 +165,8 @@ TEST_F(StateStoreTest, ABadPortOptionIsACorruptFile) {
       {"macnat_ageing", 60.5}, {"macnat_ageing", true},
   };
   for (const auto& [key, value] : cases) {
-    const std::string text =
-        sample_file_with(path_, [&](nlohmann::json& port) { port[key] = value; });
+    const std::string text = sample_file_with(
+        path_, [&, key = key, value = value](nlohmann::json& port) { port[key] = value; });
     std::ofstream(path_) << text;
     State back = sample();
     LoadResult result;

@@ -26,14 +26,23 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <span>
+#include <string>
 
 namespace umacvlan::io {
 
 // A MAC address as the io layer passes it: six octets, network order.
 using MacBytes = std::array<std::uint8_t, 6>;
+
+// "aa:bb:cc:dd:ee:ff", for messages and nftables sets.
+inline std::string mac_text(const MacBytes& m) {
+  char s[18];
+  std::snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return s;
+}
 
 // struct virtio_net_hdr of <linux/virtio_net.h>, which C++ cannot include (a
 // member there is called `class`): how a frame crosses a TAP with

@@ -22,6 +22,8 @@
 #include <cstring>
 #include <utility>
 
+#include "io/frame_batch.h"
+
 // What the kernel does (checked on 6.18, see netlink_test.cc):
 // - A NETLINK_LISTEN_ALL_NSID socket gets events of other namespaces only
 //   while its own namespace has an nsid for them (do_one_broadcast() checks
@@ -259,12 +261,6 @@ ifinfomsg* put_ifinfo(nlmsghdr* nlh, int ifindex) {
 
 void put_target(nlmsghdr* nlh, int32_t nsid) {
   if (nsid >= 0) mnl_attr_put_u32(nlh, IFLA_TARGET_NETNSID, static_cast<uint32_t>(nsid));
-}
-
-std::string mac_text(const std::array<uint8_t, 6>& m) {
-  char s[18];
-  std::snprintf(s, sizeof(s), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-  return s;
 }
 
 int hex_digit(char c) {

@@ -10,13 +10,6 @@
 namespace umacvlan::io {
 namespace {
 
-std::string mac_text(const MacBytes& m) {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
-                m[5]);
-  return buf;
-}
-
 std::string elements(const std::vector<MacBytes>& v) {
   std::string s = "{ ";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + mac_text(v[i]);
