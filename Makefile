@@ -56,7 +56,7 @@ product: deps
 # normal, optimised build. The unit tests are built and run once, on the
 # sanitizer build: that keeps `make test` well inside its half hour.
 test: asan-build asan-fuzz asan product
-	cd $(BUILD) && ctest --output-on-failure -j 2 -L scenario
+	cd $(BUILD) && ctest --output-on-failure -j 3 -L scenario
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L 'core|cli|control'

@@ -41,6 +41,16 @@ constexpr FlagName kFlags[] = {
     {IFF_LOWER_UP, "LOWER_UP"},   {IFF_DORMANT, "DORMANT"},       {IFF_ECHO, "ECHO"},
 };
 
+// flags' names in ip's order, after NO-CARRIER when up without carrier.
+nlohmann::json flag_names(unsigned flags, bool no_carrier) {
+  nlohmann::json fl = nlohmann::json::array();
+  if (no_carrier) fl.push_back("NO-CARRIER");
+  for (const auto& f : kFlags) {
+    if (flags & f.bit) fl.push_back(f.name);
+  }
+  return fl;
+}
+
 }  // namespace
 
 nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, int lower_ifindex,
@@ -54,11 +64,7 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
   if (dev.up) flags |= IFF_UP;
   const bool carrier = port.lower().carrier;
   if (dev.up && carrier) flags |= IFF_LOWER_UP;
-  json fl = json::array();
-  if (dev.up && !carrier) fl.push_back("NO-CARRIER");
-  for (const auto& f : kFlags) {
-    if (flags & f.bit) fl.push_back(f.name);
-  }
+  json fl = flag_names(flags, dev.up && !carrier);
   if (!carrier) fl.push_back("M-DOWN");
 
   json j;
@@ -121,6 +127,29 @@ nlohmann::json link_json(const io::LinkInfo& k, const std::string& lower_name, i
         {"carrier_errors", 0},
         {"collisions", 0}}},
   };
+  return j;
+}
+
+nlohmann::json plain_link_json(const io::LinkInfo& k) {
+  static constexpr const char* kOperstates[] = {"UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN",
+                                                "TESTING", "DORMANT",    "UP"};
+  nlohmann::json j;
+  j["ifindex"] = k.ifindex;
+  j["ifname"] = k.name;
+  j["flags"] = flag_names(k.flags, (k.flags & IFF_UP) != 0 && (k.flags & IFF_LOWER_UP) == 0);
+  j["mtu"] = k.mtu;
+  j["qdisc"] = k.qdisc.empty() ? "noqueue" : k.qdisc;
+  j["operstate"] = k.operstate < std::size(kOperstates) ? kOperstates[k.operstate] : "UNKNOWN";
+  j["linkmode"] = "DEFAULT";
+  j["group"] = "default";
+  j["txqlen"] = k.txqlen;
+  j["link_type"] = "ether";
+  j["address"] = core::MacAddress::from_bytes(k.mac.data()).to_string();
+  j["broadcast"] = "ff:ff:ff:ff:ff:ff";
+  j["promiscuity"] = k.promiscuity;
+  j["allmulti"] = k.allmulti;
+  if (k.min_mtu != 0) j["min_mtu"] = k.min_mtu;
+  if (k.max_mtu != 0) j["max_mtu"] = k.max_mtu;
   return j;
 }
 

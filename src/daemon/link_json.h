@@ -26,4 +26,8 @@ nlohmann::json link_json(const io::LinkInfo& kernel, const std::string& lower_na
                          const core::DeviceCounters& counters, int32_t link_netnsid = -1,
                          const std::string& link_netns = {});
 
+// Any other Ethernet link (a lower) as `ip -j -d link show` prints its
+// common part: flags, state and addresses from the kernel's view alone.
+nlohmann::json plain_link_json(const io::LinkInfo& kernel);
+
 }  // namespace umacvlan::daemon

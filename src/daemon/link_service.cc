@@ -455,6 +455,7 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   if (port == nullptr) port = find_lower(here, lower.ifindex);
   if (port == nullptr && !ethernet(lower))
     return refusal(EINVAL, "the lower device must be an Ethernet device");
+  if (Reply r = port_options_checked(port, req); r.error != 0) return r;
 
   // The whole request on a copy of the port first.
   core::Port next = port != nullptr ? port->core : core::Port(lower_state(lower), config_.limits);
@@ -614,9 +615,7 @@ control::Reply LinkService::set_port_option(const control::LinkRequest& req,
                                    "\" is neither a umacvlan device nor the lower of one "
                                    "(hostaccess and macnat are options of a lower's port)");
   }
-  // Whole before anything changes: macnat_ageing needs macnat.
-  if (req.macnat_ageing && !req.macnat.value_or(port->macnat != nullptr))
-    return refusal(EINVAL, "macnat_ageing needs macnat on");
+  if (Reply r = port_options_checked(port, req); r.error != 0) return r;
   control::LinkRequest rest = req;
   rest.hostaccess.reset();
   rest.macnat.reset();
@@ -636,9 +635,15 @@ control::Reply LinkService::set_port_option(const control::LinkRequest& req,
   return set_port_options(*port, req);
 }
 
-control::Reply LinkService::set_port_options(Port& port, const control::LinkRequest& req) {
-  if (req.macnat_ageing && !req.macnat.value_or(port.macnat != nullptr))
+control::Reply LinkService::port_options_checked(const Port* port,
+                                                 const control::LinkRequest& req) {
+  const bool macnat_now = port != nullptr && port->macnat != nullptr;
+  if (req.macnat_ageing && !req.macnat.value_or(macnat_now))
     return refusal(EINVAL, "macnat_ageing needs macnat on");
+  return Reply{};
+}
+
+control::Reply LinkService::set_port_options(Port& port, const control::LinkRequest& req) {
   if (req.hostaccess) {
     if (Reply r = set_hostaccess(port, *req.hostaccess); r.error != 0) return r;
   }

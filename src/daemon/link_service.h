@@ -239,12 +239,15 @@ class LinkService {
   // device (its other changes first) or the lower of a port.
   control::Reply set_port_option(const control::LinkRequest& req, const io::NetnsFd& caller,
                                  int32_t nsid);
-  // The port options of req (hostaccess, macnat, macnat_ageing), once its
-  // device part is done.
+  // The port options of req (hostaccess, macnat, macnat_ageing) as a whole,
+  // before anything changes: a refusal, or an empty Reply. port is null when
+  // the request makes the port (a `link add` on a new lower).
+  static control::Reply port_options_checked(const Port* port, const control::LinkRequest& req);
+  // The port options of req, once port_options_checked() let them pass and
+  // the device part is done.
   control::Reply set_port_options(Port& port, const control::LinkRequest& req);
   // ---- macnat (mac_nat.cc)
-  // Refused (and nothing changed) when ageing is given for a port that
-  // neither has macnat nor turns it on.
+  // ageing only with macnat on (now or by this call): port_options_checked().
   control::Reply set_macnat(Port& port, std::optional<bool> on,
                             std::optional<std::uint32_t> ageing);
   void macnat_learn(Port& port, const CaptureRecord& r, std::uint64_t now_ms);

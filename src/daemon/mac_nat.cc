@@ -16,7 +16,6 @@
 // macnat_ageing seconds is forgotten. A deleted device's entries go at once.
 // Frames for an address nobody owns (the host's own) reach the host as
 // before; the host's own traffic never passes the port.
-#include <linux/if.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include <cstring>
 #include <string>
 
+#include "daemon/link_json.h"
 #include "daemon/link_service.h"
 #include "io/netns.h"
 
@@ -49,7 +49,6 @@ std::optional<core::DeviceId> LinkService::device_with_mac(const Port& port, cor
 control::Reply LinkService::set_macnat(Port& port, std::optional<bool> on,
                                        std::optional<std::uint32_t> ageing) {
   const bool want = on.value_or(port.macnat != nullptr);
-  if (ageing && !want) return refusal(EINVAL, "macnat_ageing needs macnat on");
   if (!want) {
     if (port.macnat == nullptr) return control::Reply{};
     port.macnat.reset();
@@ -162,44 +161,7 @@ void LinkService::rebuild_macnat_view(Port& port) {
 nlohmann::json LinkService::lower_row(const Port& port, const io::LinkInfo& li,
                                       const io::NetnsFd& caller) const {
   // As ip prints any link, then the port's own.
-  static constexpr std::pair<unsigned, const char*> kFlagNames[] = {
-      {IFF_LOOPBACK, "LOOPBACK"},
-      {IFF_BROADCAST, "BROADCAST"},
-      {IFF_POINTOPOINT, "POINTOPOINT"},
-      {IFF_MULTICAST, "MULTICAST"},
-      {IFF_NOARP, "NOARP"},
-      {IFF_ALLMULTI, "ALLMULTI"},
-      {IFF_PROMISC, "PROMISC"},
-      {IFF_MASTER, "MASTER"},
-      {IFF_SLAVE, "SLAVE"},
-      {IFF_UP, "UP"},
-      {IFF_LOWER_UP, "LOWER_UP"},
-      {IFF_DORMANT, "DORMANT"}};
-  static constexpr const char* kOperstates[] = {"UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN",
-                                                "TESTING", "DORMANT",    "UP"};
-  nlohmann::json j;
-  j["ifindex"] = li.ifindex;
-  j["ifname"] = li.name;
-  nlohmann::json flags = nlohmann::json::array();
-  if ((li.flags & IFF_UP) != 0 && (li.flags & IFF_LOWER_UP) == 0) flags.push_back("NO-CARRIER");
-  for (const auto& [bit, name] : kFlagNames) {
-    if ((li.flags & bit) != 0) flags.push_back(name);
-  }
-  j["flags"] = flags;
-  j["mtu"] = li.mtu;
-  j["qdisc"] = li.qdisc.empty() ? "noqueue" : li.qdisc;
-  j["operstate"] = li.operstate < std::size(kOperstates) ? kOperstates[li.operstate] : "UNKNOWN";
-  j["linkmode"] = "DEFAULT";
-  j["group"] = "default";
-  j["txqlen"] = li.txqlen;
-  j["link_type"] = "ether";
-  j["address"] = core::MacAddress::from_bytes(li.mac.data()).to_string();
-  j["broadcast"] = "ff:ff:ff:ff:ff:ff";
-  j["promiscuity"] = li.promiscuity;
-  j["allmulti"] = li.allmulti;
-  if (li.min_mtu != 0) j["min_mtu"] = li.min_mtu;
-  if (li.max_mtu != 0) j["max_mtu"] = li.max_mtu;
-
+  nlohmann::json j = plain_link_json(li);
   nlohmann::json opts;
   opts["hostaccess"] = port.host != nullptr;
   opts["macnat"] = port.macnat != nullptr;

@@ -15,8 +15,9 @@
 #       b cannot ping x (IPv4, IPv6), the AP's counters show their frames
 #       dropped; the host itself pings x.
 #   (b) `link set dev lower0 type macvlan macnat on` (after `macnat maybe`,
-#       `macnat_ageing 0` and `macnat_ageing 86401`, each refused with an
-#       Error: and nothing changed): a and b get two different leases (the
+#       `macnat_ageing 0`, `macnat_ageing 86401` and `macnat_ageing 60`
+#       while macnat is off, each refused with an Error: and nothing
+#       changed): a and b get two different leases (the
 #       lease file has their MACs as chaddr); a and b ping x over IPv4 (at
 #       their leased addresses) and IPv6; x pings them back; x's neighbour
 #       table has lower0's MAC for all four addresses; 4 MiB over TCP from a
@@ -33,7 +34,8 @@
 #   (d) `macnat off`: the port no longer says "macnat on"; b (up again)
 #       cannot ping x, the AP's counter for b grows, x cannot ping b, b's
 #       DHCP request gets no lease; the host still pings x.
-#   (e) `macnat on macnat_ageing 120` on a `link add` sets the port; the
+#   (e) `macnat_ageing 60` alone on a `link add` is refused and makes no
+#       device; `macnat on macnat_ageing 120` on a `link add` sets the port; the
 #       config file: `macnat = true`, `macnat_ageing = 60` on mvb turn the
 #       port's on ("set lower0: macnat on", mvb unchanged), `config dump`
 #       says so, `macnat = false` turns it off.
@@ -225,6 +227,17 @@ refused() {  # refused ARGS... : non-zero exit, "Error: ...", the port as it was
 check "macnat maybe: refused with Error:, nothing changed" refused macnat maybe
 check "macnat_ageing 0: refused with Error:, nothing changed" refused macnat_ageing 0
 check "macnat_ageing 86401: refused with Error:, nothing changed" refused macnat_ageing 86401
+refused_by_daemon() {  # like refused, but the daemon's refusal: exit 2, its reason
+    local rc msg
+    msg=$(mvq "$NS_H" link set dev lower0 type macvlan "$@" 2>&1 >/dev/null)
+    rc=$?
+    mvq "$NS_H" -d link show dev lower0 >"$UMV_TMP/port-after" 2>&1
+    echo "      $*: exit $rc: ${msg//$'\n'/ / }"
+    [ "$rc" = 2 ] && [[ "$msg" == *"umacvlan: macnat_ageing needs macnat on."* ]] &&
+        cmp -s "$UMV_TMP/port-before" "$UMV_TMP/port-after"
+}
+check "macnat_ageing 60 while macnat is off: refused (exit 2, the reason), nothing changed" \
+    refused_by_daemon macnat_ageing 60
 
 # What reaches x from any MAC but lower0's from here on (tcpdump sees a frame
 # before the AP's ingress rule drops it): shown if the AP drops anything.
@@ -398,6 +411,18 @@ check "host -> x still works" reach4 "$NS_H" 10.78.0.1
 
 # ------------------------------------------------ (e) link add, config file
 echo "== (e) macnat on link add, and in the config file"
+add_refused() {  # macnat_ageing without macnat on a link add: no device made
+    local rc msg
+    mvq "$NS_H" -d link show dev lower0 >"$UMV_TMP/port-before" 2>&1
+    msg=$(mvq "$NS_H" link add link lower0 name mvc type macvlan mode bridge macnat_ageing 60 \
+        2>&1 >/dev/null)
+    rc=$?
+    mvq "$NS_H" -d link show dev lower0 >"$UMV_TMP/port-after" 2>&1
+    echo "      link add ... macnat_ageing 60: exit $rc: ${msg//$'\n'/ / }"
+    [ "$rc" = 2 ] && [[ "$msg" == *"umacvlan: macnat_ageing needs macnat on."* ]] &&
+        cmp -s "$UMV_TMP/port-before" "$UMV_TMP/port-after" && ! ip -n "$NS_H" link show dev mvc >/dev/null 2>&1
+}
+check "link add ... macnat_ageing 60 while macnat is off: refused, no device made" add_refused
 check "link add ... macnat on: a device made with the port's option" \
     umv_mv "$NS_H" link add link lower0 name mvc type macvlan mode bridge macnat on macnat_ageing 120
 check "... the port says macnat on, macnat_ageing 120" port_says "macnat on" "macnat_ageing 120"
