@@ -869,7 +869,8 @@ std::optional<ConfigFile> load_config(const std::string& path, bool applying) {
 int config_check(const std::string& path) {
   const auto file = load_config(path, /*applying=*/false);
   if (!file) return kExitSyntax;
-  out(fmt::format("{}: ok ({} devices)\n", path, file->devices.size()));
+  const std::size_t n = file->devices.size();
+  out(fmt::format("{}: ok ({} device{})\n", path, n, n == 1 ? "" : "s"));
   return 0;
 }
 
