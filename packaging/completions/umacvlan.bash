@@ -58,10 +58,11 @@ _umacvlan() {
             case "$prev" in
                 --socket | --state | --log-file | --netns | --config) _umacvlan_files; return ;;
                 --tap-io) COMPREPLY=($(compgen -W "auto uring syscalls" -- "$cur")); return ;;
+                --steer) COMPREPLY=($(compgen -W "adaptive flow" -- "$cur")); return ;;
                 --workers | --poll-us | --max-devices | --max-sources | --idle-exit) return ;;
             esac
             COMPREPLY=($(compgen -W "--socket --state --log-file --netns --workers --tap-io
-                --poll-us --max-devices --max-sources --idle-exit --cleanup --foreground
+                --poll-us --steer --max-devices --max-sources --idle-exit --cleanup --foreground
                 --config" -- "$cur"))
             return ;;
         config)

@@ -104,6 +104,7 @@ std::string usage() {
          "[ -c COUNT ]\n"
          "  or:  umacvlan daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ] "
          "[ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ] [ --poll-us N ] "
+         "[ --steer adaptive|flow ] "
          "[ --max-devices N ] [ --max-sources N ] [ --idle-exit SECONDS ] [ --cleanup ] "
          "[ --metrics [HOST]:PORT ] [ --config FILE ]\n"
          "  or:  umacvlan help [ TOPIC ]\n"

@@ -113,7 +113,8 @@ int run(const Options& options) {
                                      : options.state_path;
   // Under a service manager's watchdog, an idle worker still turns every
   // beat, so that its heartbeat tells a stuck worker from an idle one.
-  Dataplane dataplane(options.workers, options.tap_io, options.poll_us, manager.beat_ms());
+  Dataplane dataplane(options.workers, options.tap_io, options.poll_us, manager.beat_ms(),
+                      options.steer);
   io::NetnsWatch watch;
   if (int rc = io::NetnsWatch::open(&watch); rc < 0) {
     spdlog::error("cannot watch namespaces: {}", std::strerror(-rc));

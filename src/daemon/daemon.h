@@ -47,6 +47,7 @@ struct Options {
   std::size_t workers = 1;
   TapIo tap_io = TapIo::kAuto;
   int poll_us = 0;  // a worker polls this long after its last frame before it sleeps
+  Steer steer = Steer::kAdaptive;  // which worker gets a frame (dataplane.h)
   core::PortLimits limits;
   bool cleanup = false;
   // Prometheus metrics over HTTP (metrics.h): HOST:PORT, [V6]:PORT or :PORT

@@ -1,5 +1,6 @@
 #include "daemon/dataplane.h"
 
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -391,10 +392,11 @@ struct Dataplane::Worker {
   std::thread thread;
 };
 
-Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us, int max_sleep_ms)
+Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us, int max_sleep_ms, Steer steer)
     : poll_us_(poll_us), max_sleep_ms_(max_sleep_ms < 0 ? -1 : max_sleep_ms), io_(io) {
   if (workers == 0) workers = 1;
   if (workers > kMaxWorkers) workers = kMaxWorkers;
+  if (steer == Steer::kAdaptive && workers > 1) set_up_steering(workers);
   notice_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   view_ = std::make_shared<const DataplaneView>();
   for (std::size_t i = 0; i < workers; ++i) {
@@ -410,6 +412,58 @@ Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us, int max_sleep_m
   for (auto& w : workers_) {
     Worker* raw = w.get();
     raw->thread = std::thread([this, raw] { run(*raw); });
+  }
+}
+
+void Dataplane::set_up_steering(std::size_t workers) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.empty()) return;
+  // Worker w on the w-th CPU we may use (round and round when there are
+  // more workers than CPUs); a CPU's frames go to the first worker on it,
+  // a CPU without one to some worker.
+  std::vector<std::uint32_t> queue_of_cpu(static_cast<std::size_t>(cpus.back()) + 1);
+  for (std::size_t c = 0; c < queue_of_cpu.size(); ++c)
+    queue_of_cpu[c] = static_cast<std::uint32_t>(c % workers);
+  for (std::size_t w = 0; w < workers; ++w) worker_cpus_.push_back(cpus[w % cpus.size()]);
+  for (std::size_t k = 0; k < cpus.size(); ++k)
+    queue_of_cpu[static_cast<std::size_t>(cpus[k])] = static_cast<std::uint32_t>(k % workers);
+  std::string why;
+  if (const int rc = io::Steering::open(queue_of_cpu, &steering_, &why); rc < 0) {
+    spdlog::warn("dataplane: no steering by CPU ({}); frames go to the workers by flow", why);
+    return;
+  }
+  if (const int rc = load_.open(); rc < 0) {
+    spdlog::warn("dataplane: cannot read /proc/stat ({}): frames always go to their CPU's worker",
+                 std::strerror(-rc));
+  }
+}
+
+int Dataplane::worker_cpu(std::size_t w) const {
+  return w < worker_cpus_.size() ? worker_cpus_[w] : -1;
+}
+
+void Dataplane::rebalance(std::chrono::steady_clock::time_point now) {
+  const std::int64_t ns = now.time_since_epoch().count();
+  if (ns < next_sample_ns_.load(std::memory_order_relaxed)) return;
+  std::unique_lock<std::mutex> lock(load_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  next_sample_ns_.store(
+      ns + std::chrono::nanoseconds(std::chrono::milliseconds(kLoadSampleMs)).count(),
+      std::memory_order_relaxed);
+  if (load_.sample(&busy_) < 0) return;
+  for (std::size_t c = 0; c < busy_.size(); ++c) {
+    if (busy_[c] < 0) continue;
+    if (busy_[c] >= kSaturatedBusy) {
+      steering_.set_spread(c, true);
+    } else if (busy_[c] < kCalmBusy) {
+      steering_.set_spread(c, false);
+    }
   }
 }
 
@@ -556,6 +610,13 @@ void Dataplane::switch_view(Worker& w, const std::function<void(Reg&)>& watch,
 }
 
 void Dataplane::run(Worker& w) {
+  if (const int cpu = worker_cpu(w.index); cpu >= 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (::sched_setaffinity(0, sizeof one, &one) != 0)
+      spdlog::warn("dataplane: worker {} stays unpinned: {}", w.index, std::strerror(errno));
+  }
   // The ring belongs to this thread (a single issuer).
   std::unique_ptr<io::Uring> uring;
   std::unique_ptr<UringTapWriter> writer;
@@ -570,9 +631,19 @@ void Dataplane::run(Worker& w) {
   }
   if (w.index == 0) {
     chosen_io_.store(uring ? TapIo::kUring : TapIo::kSyscalls);
-    spdlog::info("dataplane: {} worker(s), TAP reads and writes {}, polling {} us after work",
+    std::string steer;
+    if (steering_.valid()) {
+      steer = ", each worker pinned to a CPU (";
+      for (std::size_t i = 0; i < worker_cpus_.size(); ++i)
+        steer += (i > 0 ? ", " : "") + std::to_string(worker_cpus_[i]);
+      steer += ") takes the frames that arrive there, by flow while that CPU is saturated";
+    } else if (workers_.size() > 1) {
+      steer = worker_cpus_.empty() ? ", frames to workers by flow"
+                                   : ", workers pinned to CPUs, frames to them by flow";
+    }
+    spdlog::info("dataplane: {} worker(s), TAP reads and writes {}, polling {} us after work{}",
                  workers_.size(), uring ? "batched through io_uring" : "one system call each",
-                 poll_us_);
+                 poll_us_, steer);
   }
 
   auto watch = [&](Reg& r) {
@@ -645,6 +716,7 @@ void Dataplane::run(Worker& w) {
       }
     } busy{w.fwd.counters().busy_ns};
     if (poll_us_ > 0) spin_until = busy.start + std::chrono::microseconds(poll_us_);
+    if (steering_.valid()) rebalance(busy.start);
     ready_taps.clear();
     for (int i = 0; i < n; ++i) {
       Reg& r = *static_cast<Reg*>(evs[i].data.ptr);

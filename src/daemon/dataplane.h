@@ -27,9 +27,13 @@
 //   device has that many), and writes through those same fds. Each ready fd
 //   gets one burst per loop turn, so one busy device cannot starve the
 //   others.
+// - Which worker a frame reaches is the kernel's choice, steered (Steer
+//   below): by default each worker is pinned to a CPU and gets the frames
+//   that arrive on it, by flow while that CPU is saturated.
 // - Counters are per worker (single writer, cache-line apart); the control
 //   path sums them (device_counters(), port_counters()). Nothing on the data
-//   path allocates per frame, logs, or takes a lock.
+//   path allocates per frame, logs, or waits for a lock (the CPU-load look
+//   of rebalance() is claimed with a try_lock, every kLoadSampleMs at most).
 // - A port with a capture running (PortView::capture) has each decided
 //   burst offered to its CaptureTap before it is written (capture_tap.h).
 // - macnat (PortView::macnat): a frame from the lower addressed to the
@@ -53,6 +57,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -65,9 +70,11 @@
 #include "core/ip_table.h"
 #include "core/port.h"
 #include "daemon/capture_tap.h"
+#include "io/cpu_load.h"
 #include "io/frame_batch.h"
 #include "io/owned_fd.h"
 #include "io/packet_lower.h"
+#include "io/steering.h"
 #include "io/tap_device.h"
 
 namespace umacvlan::daemon {
@@ -224,6 +231,15 @@ class Forwarder {
 // per frame.
 enum class TapIo : std::uint8_t { kAuto, kSyscalls, kUring };
 
+// Which worker gets a frame (with two workers or more):
+// - kAdaptive: each worker is pinned to a CPU of its own, and a frame goes
+//   to the worker of the CPU it arrived on, or by flow while that CPU is
+//   saturated (io/steering.h). The workers look at the CPUs' load
+//   (/proc/stat) at most every kLoadSampleMs, only while they have work.
+// - kFlow: by flow hash (TUN's queue choice, PACKET_FANOUT_HASH), workers
+//   wherever the scheduler puts them.
+enum class Steer : std::uint8_t { kAdaptive, kFlow };
+
 class Dataplane {
  public:
   // Starts `workers` threads (1..kMaxWorkers) with an empty view.
@@ -231,7 +247,7 @@ class Dataplane {
   // last frame it saw (0: it sleeps at once). max_sleep_ms: the longest a
   // worker sleeps waiting for work (-1: until work comes).
   explicit Dataplane(std::size_t workers, TapIo io = TapIo::kAuto, int poll_us = 0,
-                     int max_sleep_ms = -1);
+                     int max_sleep_ms = -1, Steer steer = Steer::kFlow);
   ~Dataplane();  // stops and joins the workers
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
@@ -258,6 +274,18 @@ class Dataplane {
   std::uint64_t heartbeat(std::size_t w) const;
   // What the workers use (kAuto until they have started and chosen).
   TapIo tap_io() const { return chosen_io_.load(); }
+  // The steering program for the TAPs and the lowers' fanout groups (the
+  // control path attaches it), -1 without one (kFlow, one worker, or a
+  // kernel that refused it: TUN and fanout then choose by flow).
+  int steering_prog() const { return steering_.valid() ? steering_.prog_fd() : -1; }
+  // The CPU worker w is pinned to, -1 when it is not.
+  int worker_cpu(std::size_t w) const;
+
+  static constexpr int kLoadSampleMs = 20;
+  // A CPU busier than this spreads its frames by flow; one less busy than
+  // kCalmBusy goes back to its own worker.
+  static constexpr double kSaturatedBusy = 0.9;
+  static constexpr double kCalmBusy = 0.6;
 
  private:
   struct Worker;
@@ -269,6 +297,11 @@ class Dataplane {
   void switch_view(Worker& w, const std::function<void(Reg&)>& watch,
                    const std::function<void(Reg&)>& unwatch);
   void notify(const Notice& n);
+  // A worker with work: every kLoadSampleMs at most, one of them reads the
+  // CPUs' load and sets each CPU's steering mode.
+  void rebalance(std::chrono::steady_clock::time_point now);
+  // Pins the workers to CPUs and loads the steering program.
+  void set_up_steering(std::size_t workers);
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stop_{false};
@@ -276,6 +309,12 @@ class Dataplane {
   int max_sleep_ms_;
   TapIo io_;
   std::atomic<TapIo> chosen_io_{TapIo::kAuto};
+  std::vector<int> worker_cpus_;  // empty: not pinned
+  io::Steering steering_;
+  std::mutex load_mutex_;  // try_lock only: one sampler at a time
+  io::CpuLoad load_;
+  std::vector<double> busy_;
+  std::atomic<std::int64_t> next_sample_ns_{0};
 
   std::mutex view_mutex_;
   std::shared_ptr<const DataplaneView> view_;

@@ -4,6 +4,7 @@
 #include "daemon/dataplane.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -272,6 +273,40 @@ TEST(DataplaneThreads, PublishedViewsAreTakenUpByEveryWorker) {
   EXPECT_GT(v2, v1);
   EXPECT_TRUE(dp.wait_for(v2, 2000));
   EXPECT_TRUE(dp.take_notices().empty());
+}
+
+// Steering by CPU (root: it loads an eBPF program): each worker is pinned
+// to a CPU of its own that the process may use, and the program is there
+// for the TAPs and fanout groups. With kFlow, or one worker, neither.
+TEST(DataplaneThreads, AdaptiveSteeringPinsEachWorkerToAnAllowedCpu) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  {
+    Dataplane dp(2, TapIo::kAuto, 0, -1, Steer::kAdaptive);
+    EXPECT_GE(dp.steering_prog(), 0);
+    for (std::size_t w = 0; w < 2; ++w) {
+      const int cpu = dp.worker_cpu(w);
+      ASSERT_GE(cpu, 0);
+      EXPECT_TRUE(CPU_ISSET(cpu, &allowed)) << "worker " << w << " on CPU " << cpu;
+    }
+    if (CPU_COUNT(&allowed) >= 2) {
+      EXPECT_NE(dp.worker_cpu(0), dp.worker_cpu(1));
+    }
+    EXPECT_EQ(dp.worker_cpu(2), -1);
+    EXPECT_TRUE(dp.wait_for(dp.publish(std::make_shared<DataplaneView>()), 2000));
+  }
+  {
+    Dataplane dp(2, TapIo::kAuto, 0, -1, Steer::kFlow);
+    EXPECT_EQ(dp.steering_prog(), -1);
+    EXPECT_EQ(dp.worker_cpu(0), -1);
+  }
+  {
+    Dataplane dp(1, TapIo::kAuto, 0, -1, Steer::kAdaptive);
+    EXPECT_EQ(dp.steering_prog(), -1);
+    EXPECT_EQ(dp.worker_cpu(0), -1);
+  }
 }
 
 }  // namespace

@@ -244,6 +244,7 @@ void LinkService::adopt_port(const PortRecord& rec, const std::vector<io::NetnsF
                    std::strerror(-rc));
       continue;
     }
+    steer(dio->tap, true);
     core::DeviceSpec spec;
     spec.name = tl.name;
     spec.mode = d.mode;
@@ -536,6 +537,7 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
         e < 0)
       return e;
     dev.ifindex = dio->tap.ifindex();
+    steer(dio->tap, false);
     dio->tap.set_carrier(next.lower().carrier);
     const int e = apply_device(*next.device(id), dev, nullptr, &why);
     if (e == 0) set_noqueue(caller, dev);
@@ -862,7 +864,10 @@ int LinkService::open_lower(Port& port, const io::NetnsFd& ns, int ifindex,
     io::PacketLower ring;
     io::PacketLower::Options o;
     // Several workers share the lower's frames by flow.
-    if (workers > 1) o.fanout_group = static_cast<int>((::getpid() * 131 + port.serial) & 0xffff);
+    if (workers > 1) {
+      o.fanout_group = static_cast<int>((::getpid() * 131 + port.serial) & 0xffff);
+      o.fanout_prog = dataplane_.steering_prog();
+    }
     if (int rc = io::PacketLower::open(ns, ifindex, &ring, o); rc < 0) return rc;
     io->rings.push_back(std::move(ring));
   }
@@ -907,6 +912,13 @@ void LinkService::set_noqueue(const io::NetnsFd& ns, const Device& dev) {
   if (with_rtnl_in(
           ns, [&](io::RtNetlink& r) { return r.set_noqueue(dev.ifindex); }, &why) < 0)
     spdlog::warn("device {}: cannot set its qdisc to noqueue ({})", dev.name, why);
+}
+
+void LinkService::steer(io::TapDevice& tap, bool adopted) {
+  const int prog = dataplane_.steering_prog();
+  if (prog < 0 && !adopted) return;
+  if (const int rc = tap.set_steering(prog); rc < 0)
+    spdlog::warn("device {}: its queues stay chosen by flow ({})", tap.name(), std::strerror(-rc));
 }
 
 int LinkService::apply_device(const core::Device& want, Device& dev, io::LinkChange* undo,
@@ -1302,6 +1314,7 @@ void LinkService::on_orphaned(const std::vector<ino_t>& namespaces) {
           remove_device(p, id, false);
           continue;
         }
+        steer(fresh->tap, true);
         fresh->tap.set_carrier(p.core.lower().carrier);
         release_namespace(d.pinned_ns);
         d.pinned_ns = now.inode();

@@ -294,6 +294,10 @@ class LinkService {
   int set_link_in(const io::NetnsFd& ns, int ifindex, const io::LinkChange& c, std::string* why);
   // A macvlan's qdisc: noqueue (logged when it cannot be set).
   void set_noqueue(const io::NetnsFd& ns, const Device& dev);
+  // Gives a TAP the dataplane's steering program (a failure is logged: TUN
+  // then chooses its queues by flow). adopted: a TAP an earlier daemon
+  // served, whose program (if any) is taken off when we have none.
+  void steer(io::TapDevice& tap, bool adopted);
   // undo (when given) gets what puts the TAP back as it was.
   int apply_device(const core::Device& want, Device& dev, io::LinkChange* undo = nullptr,
                    std::string* why = nullptr);

@@ -3,16 +3,18 @@
 //
 //   umacvlan-daemon [ --socket PATH ] [ --state PATH ] [ --log-file PATH ]
 //                   [ --netns PATH ] [ --workers N ] [ --tap-io auto|uring|syscalls ]
-//                   [ --poll-us N ] [ --max-devices N ] [ --max-sources N ]
+//                   [ --poll-us N ] [ --steer adaptive|flow ] [ --max-devices N ]
+//                   [ --max-sources N ]
 //                   [ --idle-exit SECONDS ] [ --cleanup ] [ --metrics [HOST]:PORT ]
 //                   [ --config FILE ]
 //
 // Logs to stdout (without time stamps, with syslog priorities when that is
 // the journal), or to --log-file.
 //
-// Plain GNU long options (CLI11); --workers, --tap-io, --poll-us,
+// Plain GNU long options (CLI11); --workers, --tap-io, --poll-us, --steer,
 // --metrics and --config fall back to UMACVLAN_WORKERS, UMACVLAN_TAP_IO,
-// UMACVLAN_POLL_US, UMACVLAN_METRICS and UMACVLAN_CONFIG, so a daemon the CLI starts on demand
+// UMACVLAN_POLL_US, UMACVLAN_STEER, UMACVLAN_METRICS and UMACVLAN_CONFIG, so a daemon the CLI
+// starts on demand
 // takes them from the caller's environment. Exit status: daemon::run()'s, 1 for bad options.
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -110,6 +112,14 @@ int daemon_main(int argc, char** argv) {
       ->envname("UMACVLAN_POLL_US")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
+  std::string steer = "adaptive";
+  app.add_option("--steer", steer,
+                 "which worker gets a frame: adaptive (each worker pinned to a CPU takes the "
+                 "frames that arrive on it, by flow while that CPU is saturated), flow (by flow "
+                 "hash, workers unpinned)")
+      ->envname("UMACVLAN_STEER")
+      ->check(CLI::IsMember({"adaptive", "flow"}))
+      ->capture_default_str();
   app.add_option("--max-devices", limits.max_devices, "devices per lower")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -163,6 +173,7 @@ int daemon_main(int argc, char** argv) {
   options.idle_exit_seconds = idle_exit_seconds;
   options.workers = workers;
   options.poll_us = poll_us;
+  options.steer = steer == "flow" ? Steer::kFlow : Steer::kAdaptive;
   options.tap_io = tap_io == "uring"      ? TapIo::kUring
                    : tap_io == "syscalls" ? TapIo::kSyscalls
                                           : TapIo::kAuto;

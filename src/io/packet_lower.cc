@@ -84,11 +84,16 @@ int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Op
       // know the sockets' PACKET_IGNORE_OUTGOING: the group needs the flag
       // too (kernels 6.x); an older kernel refuses it, and receive() then
       // skips outgoing frames itself.
-      const int fanout =
-          options.fanout_group | ((PACKET_FANOUT_HASH | kFanoutFlagIgnoreOutgoing) << 16);
+      const int type = options.fanout_prog >= 0 ? PACKET_FANOUT_EBPF : PACKET_FANOUT_HASH;
+      const int fanout = options.fanout_group | ((type | kFanoutFlagIgnoreOutgoing) << 16);
       if (set_int_opt(fd, SOL_PACKET, PACKET_FANOUT, fanout) != 0) {
-        const int plain = options.fanout_group | (PACKET_FANOUT_HASH << 16);
+        const int plain = options.fanout_group | (type << 16);
         if (int e = set_int_opt(fd, SOL_PACKET, PACKET_FANOUT, plain); e != 0) return e;
+      }
+      // The group's program: set by each member, the same one every time.
+      if (options.fanout_prog >= 0) {
+        if (int e = set_int_opt(fd, SOL_PACKET, PACKET_FANOUT_DATA, options.fanout_prog); e != 0)
+          return e;
       }
     }
     return 0;

@@ -15,7 +15,9 @@
 // flow hash (PACKET_FANOUT_HASH), one flow always to the same socket.
 // Closing (destruction, move-assignment) unmaps the ring and closes the
 // socket; the kernel then drops every filter membership the socket added, so
-// nothing needs cleaning up after a crash. One thread at a time per object;
+// nothing needs cleaning up after a crash. With Options::fanout_prog the
+// group's sockets share the frames as that program says (io/steering.h).
+// One thread at a time per object;
 // sockets of one lower may be used by different threads.
 //
 // Receiving: receive_burst() copies frames out of the ring into the batch
@@ -85,7 +87,11 @@ class PacketLower {
 
   struct Options {
     bool ring = true;       // false: membership-only, receives nothing
-    int fanout_group = -1;  // 0..65535: join this PACKET_FANOUT_HASH group
+    int fanout_group = -1;  // 0..65535: join this fanout group
+    // With a group: an eBPF socket-filter program that picks the member
+    // (PACKET_FANOUT_EBPF, the value modulo the members, in the order they
+    // joined; see steering.h); -1: by flow hash (PACKET_FANOUT_HASH).
+    int fanout_prog = -1;
   };
 
   PacketLower() = default;

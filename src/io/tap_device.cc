@@ -279,6 +279,12 @@ int TapDevice::set_persist(bool on) {
   return ::ioctl(fd(), TUNSETPERSIST, on ? 1UL : 0UL) == 0 ? 0 : -errno;
 }
 
+int TapDevice::set_steering(int prog_fd) {
+  if (!valid()) return -EBADF;
+  int prog = prog_fd;
+  return ::ioctl(fd(), TUNSETSTEERINGEBPF, &prog) == 0 ? 0 : -errno;
+}
+
 int TapDevice::set_mac(const MacBytes& mac) {
   if ((mac[0] & 0x01) != 0 || mac == MacBytes{}) return -EINVAL;
   return in_current_netns([&](int sock, struct ifreq& ifr) {

@@ -111,6 +111,9 @@ class TapDevice {
 
   int set_carrier(bool on);  // TUNSETCARRIER
   int set_persist(bool on);  // TUNSETPERSIST
+  // The eBPF program that picks the queue for each frame the device sends
+  // (TUNSETSTEERINGEBPF, io/steering.h); -1 goes back to TUN's own choice.
+  int set_steering(int prog_fd);
 
   // Performed in the device's current namespace (ioctls; the daemon itself
   // changes devices over rtnetlink).
