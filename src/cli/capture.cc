@@ -1,6 +1,7 @@
 #include "cli/capture.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <type_traits>
 #include <utility>
 
 #include "core/frame.h"
@@ -57,12 +59,69 @@ bool parse_positive(std::string_view text, std::uint64_t* out) {
   return true;
 }
 
+// libpcap, loaded by the first capture that needs it (dlopen): every other
+// command starts without it and the eight libraries it pulls in (dbus,
+// systemd, gcrypt, ...), whose loading and relocation cost each `umacvlan
+// link add` about 3 ms, a third of what a whole `ip link add` takes here.
+struct Libpcap {
+  decltype(&::pcap_open_dead) open_dead = nullptr;
+  decltype(&::pcap_close) close = nullptr;
+  decltype(&::pcap_compile) compile = nullptr;
+  decltype(&::pcap_freecode) freecode = nullptr;
+  decltype(&::pcap_geterr) geterr = nullptr;
+  decltype(&::pcap_offline_filter) offline_filter = nullptr;
+  decltype(&::pcap_dump_open) dump_open = nullptr;
+  decltype(&::pcap_dump_fopen) dump_fopen = nullptr;
+  decltype(&::pcap_dump) dump = nullptr;
+  decltype(&::pcap_dump_flush) dump_flush = nullptr;
+  decltype(&::pcap_dump_close) dump_close = nullptr;
+};
+
+// The loaded library, or nullptr with the reason in *error.
+const Libpcap* libpcap(std::string* error) {
+  static Libpcap lib;
+  static std::string failure;
+  static const bool loaded = [] {
+    void* h = ::dlopen("libpcap.so.0.8", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* why = ::dlerror();
+      failure = why != nullptr ? why : "not found";
+      return false;
+    }
+    bool ok = true;
+    auto find = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
+      if (fn == nullptr && ok) {
+        failure = std::string("no ") + name + " in it";
+        ok = false;
+      }
+    };
+    find(lib.open_dead, "pcap_open_dead");
+    find(lib.close, "pcap_close");
+    find(lib.compile, "pcap_compile");
+    find(lib.freecode, "pcap_freecode");
+    find(lib.geterr, "pcap_geterr");
+    find(lib.offline_filter, "pcap_offline_filter");
+    find(lib.dump_open, "pcap_dump_open");
+    find(lib.dump_fopen, "pcap_dump_fopen");
+    find(lib.dump, "pcap_dump");
+    find(lib.dump_flush, "pcap_dump_flush");
+    find(lib.dump_close, "pcap_dump_close");
+    return ok;
+  }();
+  if (!loaded) {
+    *error = fmt::format("Error: capture needs libpcap (Debian's libpcap0.8): {}.\n", failure);
+    return nullptr;
+  }
+  return &lib;
+}
+
 // Compiles expression for Ethernet frames; the program (when wanted) is the
-// caller's to pcap_freecode(). false with pcap's message in *error.
-bool compile_filter(pcap_t* p, const std::string& expression, bpf_program* prog,
+// caller's to freecode(). false with pcap's message in *error.
+bool compile_filter(const Libpcap& lib, pcap_t* p, const std::string& expression, bpf_program* prog,
                     std::string* error) {
-  if (pcap_compile(p, prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-    *error = fmt::format("Error: the capture filter is wrong: {}\n", pcap_geterr(p));
+  if (lib.compile(p, prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+    *error = fmt::format("Error: the capture filter is wrong: {}\n", lib.geterr(p));
     return false;
   }
   return true;
@@ -504,15 +563,17 @@ bool parse_capture_args(const std::vector<std::string>& words, CaptureArgs* out,
     a.filter += words[j];
   }
   if (!a.filter.empty()) {
-    pcap_t* p = pcap_open_dead(DLT_EN10MB, static_cast<int>(kSnaplen));
+    const Libpcap* lib = libpcap(error);
+    if (lib == nullptr) return false;
+    pcap_t* p = lib->open_dead(DLT_EN10MB, static_cast<int>(kSnaplen));
     if (p == nullptr) {
       *error = "Error: cannot start libpcap to compile the capture filter.\n";
       return false;
     }
     bpf_program prog{};
-    const bool ok = compile_filter(p, a.filter, &prog, error);
-    if (ok) pcap_freecode(&prog);
-    pcap_close(p);
+    const bool ok = compile_filter(*lib, p, a.filter, &prog, error);
+    if (ok) lib->freecode(&prog);
+    lib->close(p);
     if (!ok) return false;
   }
   a.json = out->json;  // the global -j is main's, set before or after
@@ -709,18 +770,19 @@ std::string capture_banner(const CaptureArgs& args) {
 // ---------------------------------------------------------------- session
 
 struct CaptureSession::Pcap {
+  explicit Pcap(const Libpcap& l) : lib(l) {}
+  const Libpcap& lib;
   pcap_t* dead = nullptr;
   bpf_program program{};
   bool filtering = false;
   pcap_dumper_t* dumper = nullptr;
 
-  Pcap() = default;
   Pcap(const Pcap&) = delete;
   Pcap& operator=(const Pcap&) = delete;
   ~Pcap() {
-    if (dumper != nullptr) pcap_dump_close(dumper);
-    if (filtering) pcap_freecode(&program);
-    if (dead != nullptr) pcap_close(dead);
+    if (dumper != nullptr) lib.dump_close(dumper);
+    if (filtering) lib.freecode(&program);
+    if (dead != nullptr) lib.close(dead);
   }
 };
 
@@ -730,20 +792,22 @@ CaptureSession::CaptureSession(CaptureArgs args, std::ostream& out, TimeZone tz)
 CaptureSession::~CaptureSession() = default;
 
 bool CaptureSession::open(std::string* error) {
-  auto pcap = std::make_unique<Pcap>();
-  pcap->dead = pcap_open_dead(DLT_EN10MB, static_cast<int>(kSnaplen));
+  const Libpcap* lib = libpcap(error);
+  if (lib == nullptr) return false;
+  auto pcap = std::make_unique<Pcap>(*lib);
+  pcap->dead = lib->open_dead(DLT_EN10MB, static_cast<int>(kSnaplen));
   if (pcap->dead == nullptr) {
     *error = "Error: cannot start libpcap for the capture.\n";
     return false;
   }
   if (!args_.filter.empty()) {
-    if (!compile_filter(pcap->dead, args_.filter, &pcap->program, error)) return false;
+    if (!compile_filter(*lib, pcap->dead, args_.filter, &pcap->program, error)) return false;
     pcap->filtering = true;
   }
   if (!args_.write_file.empty()) {
     if (args_.write_file == "-") {
       FILE* f = open_ostream_file(&out_);
-      if (f != nullptr) pcap->dumper = pcap_dump_fopen(pcap->dead, f);
+      if (f != nullptr) pcap->dumper = lib->dump_fopen(pcap->dead, f);
       if (pcap->dumper == nullptr) {
         if (f != nullptr) std::fclose(f);
         *error = "Error: cannot write the capture to the standard output.\n";
@@ -751,17 +815,17 @@ bool CaptureSession::open(std::string* error) {
       }
     } else {
       errno = 0;
-      pcap->dumper = pcap_dump_open(pcap->dead, args_.write_file.c_str());
+      pcap->dumper = lib->dump_open(pcap->dead, args_.write_file.c_str());
       if (pcap->dumper == nullptr) {
         const int e = errno;
         *error = fmt::format("Error: cannot open \"{}\" for writing: {}\n", args_.write_file,
-                             e != 0 ? std::strerror(e) : pcap_geterr(pcap->dead));
+                             e != 0 ? std::strerror(e) : lib->geterr(pcap->dead));
         return false;
       }
     }
     // The file header now: a full disk or a closed pipe shows before the
     // first frame.
-    if (pcap_dump_flush(pcap->dumper) != 0 || !out_.flush()) {
+    if (lib->dump_flush(pcap->dumper) != 0 || !out_.flush()) {
       *error = fmt::format("Error: cannot write \"{}\": {}\n", args_.write_file,
                            std::strerror(errno != 0 ? errno : EIO));
       return false;
@@ -779,9 +843,9 @@ bool CaptureSession::emit(const FrameRecord& frame, const ordered_json& record) 
         static_cast<decltype(header.ts.tv_usec)>((frame.time_ns % kNsPerSecond) / 1000);
     header.caplen = static_cast<bpf_u_int32>(frame.data.size());
     header.len = frame.len;
-    pcap_dump(reinterpret_cast<u_char*>(pcap_->dumper), &header, frame.data.data());
+    pcap_->lib.dump(reinterpret_cast<u_char*>(pcap_->dumper), &header, frame.data.data());
     errno = 0;
-    if (pcap_dump_flush(pcap_->dumper) != 0 || !out_.flush()) {
+    if (pcap_->lib.dump_flush(pcap_->dumper) != 0 || !out_.flush()) {
       error_ = fmt::format("Error: cannot write \"{}\": {}\n", args_.write_file,
                            std::strerror(errno != 0 ? errno : EIO));
       return false;
@@ -822,7 +886,7 @@ bool CaptureSession::consume(const std::string& line) {
       header.len = frame.len;
       static const std::uint8_t kNothing = 0;
       const u_char* bytes = frame.data.empty() ? &kNothing : frame.data.data();
-      if (pcap_offline_filter(&pcap_->program, &header, bytes) == 0) {
+      if (pcap_->lib.offline_filter(&pcap_->program, &header, bytes) == 0) {
         ++summary_.filtered_out;
         return true;
       }
@@ -863,9 +927,9 @@ bool CaptureSession::close(std::string* error) {
   done_ = true;
   if (pcap_ == nullptr || pcap_->dumper == nullptr) return true;
   errno = 0;
-  const bool flushed = pcap_dump_flush(pcap_->dumper) == 0;
+  const bool flushed = pcap_->lib.dump_flush(pcap_->dumper) == 0;
   const int e = errno;
-  pcap_dump_close(pcap_->dumper);  // fclose(); its result is not returned by libpcap
+  pcap_->lib.dump_close(pcap_->dumper);  // fclose(); its result is not returned by libpcap
   pcap_->dumper = nullptr;
   if (!flushed || !out_.flush()) {
     *error = fmt::format("Error: cannot write \"{}\": {}\n", args_.write_file,

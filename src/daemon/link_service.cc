@@ -539,9 +539,10 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     dev.ifindex = dio->tap.ifindex();
     steer(dio->tap, false);
     dio->tap.set_carrier(next.lower().carrier);
-    const int e = apply_device(*next.device(id), dev, nullptr, &why);
-    if (e == 0) set_noqueue(caller, dev);
-    return e;
+    // noqueue while the TAP is still down: bringing it up then attaches
+    // that, instead of building a default qdisc per queue to replace.
+    set_noqueue(caller, dev);
+    return apply_device(*next.device(id), dev, nullptr, &why);
   });
   if (made < 0) {
     dio->tap.destroy();
