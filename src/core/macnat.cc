@@ -201,7 +201,7 @@ std::optional<IpAddress> ingress_destination(std::span<const std::uint8_t> frame
   const std::uint8_t* l3 = frame.data() + layout->l3;
   switch (layout->kind) {
     case L3Kind::kArp: {
-      const std::uint16_t op = wire::load_be16(l3 + 6);
+      const std::uint16_t op = wire::load_be16(l3 + wire::kArpOp);
       if (op != wire::kArpReply && op != wire::kArpRequest) return std::nullopt;
       return ownable(IpAddress::v4_from_bytes(l3 + wire::kArpTargetIp));
     }
@@ -246,7 +246,8 @@ IngressResult rewrite_ingress(std::span<std::uint8_t> frame, MacAddress device_m
     put_mac(p, device_mac);
     r.rewritten |= kRewroteEthDest;
   }
-  if (layout->kind == L3Kind::kArp && wire::load_be16(p + layout->l3 + 6) == wire::kArpReply) {
+  if (layout->kind == L3Kind::kArp &&
+      wire::load_be16(p + layout->l3 + wire::kArpOp) == wire::kArpReply) {
     std::uint8_t* tha = p + layout->l3 + wire::kArpTargetHw;
     if (MacAddress::from_bytes(tha) != device_mac) {
       put_mac(tha, device_mac);
@@ -260,7 +261,7 @@ std::optional<IpAddress> arp_request_target(std::span<const std::uint8_t> frame)
   const auto layout = parse_layout(frame);
   if (!layout || layout->kind != L3Kind::kArp) return std::nullopt;
   const std::uint8_t* arp = frame.data() + layout->l3;
-  if (wire::load_be16(arp + 6) != wire::kArpRequest) return std::nullopt;
+  if (wire::load_be16(arp + wire::kArpOp) != wire::kArpRequest) return std::nullopt;
   return ownable(IpAddress::v4_from_bytes(arp + wire::kArpTargetIp));
 }
 

@@ -14,6 +14,7 @@ inline constexpr std::uint8_t kProtoUdp = 17;
 inline constexpr std::uint8_t kProtoIcmpv6 = 58;
 
 inline constexpr std::size_t kArpSize = 28;  // Ethernet/IPv4 ARP
+inline constexpr std::size_t kArpOp = 6;     // the opcode
 inline constexpr std::uint16_t kArpRequest = 1;
 inline constexpr std::uint16_t kArpReply = 2;
 inline constexpr std::size_t kArpSenderHw = 8;
