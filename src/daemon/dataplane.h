@@ -232,9 +232,10 @@ class Forwarder {
 enum class TapIo : std::uint8_t { kAuto, kSyscalls, kUring };
 
 // Which worker gets a frame (with two workers or more):
-// - kAdaptive: each worker is pinned to a CPU of its own, and a frame goes
-//   to the worker of the CPU it arrived on, or by flow while that CPU is
-//   saturated (io/steering.h). The workers look at the CPUs' load
+// - kAdaptive: each worker is pinned to a CPU of its own, and a flow's
+//   frames go to the worker of the CPU its first frame arrived on, or by
+//   flow hash while that CPU is saturated; a flow keeps its worker while it
+//   sends (io/steering.h). The workers look at the CPUs' load
 //   (/proc/stat) at most every kLoadSampleMs, only while they have work.
 // - kFlow: by flow hash (TUN's queue choice, PACKET_FANOUT_HASH), workers
 //   wherever the scheduler puts them.

@@ -6,21 +6,29 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <map>
+#include <utility>
 #include <vector>
 
 namespace umacvlan::io {
 namespace {
 
-// One map entry (the program reads it at these offsets).
-constexpr std::size_t kQueueOffset = 0;
-constexpr std::size_t kSpreadOffset = 4;
+// A CPU's entry in the CPU map (the program reads it at these offsets).
+constexpr std::int16_t kQueueOffset = 0;
+constexpr std::int16_t kSpreadOffset = 4;
 constexpr std::uint32_t kValueSize = 8;
 constexpr std::uint32_t kWordsPerValue = kValueSize / sizeof(std::uint32_t);
+// A flow's entry in the flow map: the value the program returned for it,
+// when it last sent, when it got that value.
+constexpr std::int16_t kFlowQueue = 0;
+constexpr std::int16_t kFlowLast = 8;
+constexpr std::int16_t kFlowSince = 16;
+constexpr std::uint32_t kFlowValueSize = 24;
+constexpr std::uint32_t kFlows = 16384;  // LRU: the least recently used go first
 
 // The few instruction shapes the program needs (linux/bpf.h defines the
 // encoding, not these helpers).
@@ -34,23 +42,27 @@ constexpr bpf_insn insn(std::uint8_t code, std::uint8_t dst, std::uint8_t src, s
   i.imm = imm;
   return i;
 }
-constexpr bpf_insn mov_reg(std::uint8_t dst, std::uint8_t src) {
+constexpr bpf_insn mov(std::uint8_t dst, std::uint8_t src) {
   return insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0);
+}
+constexpr bpf_insn mov_imm(std::uint8_t dst, std::int32_t imm) {
+  return insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm);
 }
 constexpr bpf_insn add_imm(std::uint8_t dst, std::int32_t imm) {
   return insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm);
 }
-constexpr bpf_insn load_w(std::uint8_t dst, std::uint8_t src, std::int16_t off) {
-  return insn(BPF_LDX | BPF_MEM | BPF_W, dst, src, off, 0);
+constexpr bpf_insn sub(std::uint8_t dst, std::uint8_t src) {
+  return insn(BPF_ALU64 | BPF_SUB | BPF_X, dst, src, 0, 0);
 }
-constexpr bpf_insn store_w(std::uint8_t dst, std::int16_t off, std::uint8_t src) {
-  return insn(BPF_STX | BPF_MEM | BPF_W, dst, src, off, 0);
+constexpr bpf_insn load(std::uint8_t size, std::uint8_t dst, std::uint8_t src, std::int16_t off) {
+  return insn(BPF_LDX | BPF_MEM | size, dst, src, off, 0);
 }
-constexpr bpf_insn jump_eq0(std::uint8_t reg, std::int16_t off) {
-  return insn(BPF_JMP | BPF_JEQ | BPF_K, reg, 0, off, 0);
+constexpr bpf_insn store(std::uint8_t size, std::uint8_t dst, std::int16_t off, std::uint8_t src) {
+  return insn(BPF_STX | BPF_MEM | size, dst, src, off, 0);
 }
-constexpr bpf_insn jump_ne0(std::uint8_t reg, std::int16_t off) {
-  return insn(BPF_JMP | BPF_JNE | BPF_K, reg, 0, off, 0);
+constexpr bpf_insn store_imm(std::uint8_t size, std::uint8_t dst, std::int16_t off,
+                             std::int32_t imm) {
+  return insn(BPF_ST | BPF_MEM | size, dst, 0, off, imm);
 }
 constexpr bpf_insn call(std::int32_t helper) {
   return insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper);
@@ -59,30 +71,95 @@ constexpr bpf_insn exit_insn() {
   return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
 }
 
-// r0 = the queue for this frame:
-//   v = map[smp_processor_id()]; if (!v) return 0;
-//   if (v->spread && skb->hash) return skb->hash; return v->queue;
-std::vector<bpf_insn> program(int map_fd) {
-  constexpr std::int16_t kHashOffset = offsetof(__sk_buff, hash);
-  return {
-      mov_reg(BPF_REG_6, BPF_REG_1),  // r6 = skb
-      call(BPF_FUNC_get_smp_processor_id),
-      store_w(BPF_REG_10, -4, BPF_REG_0),  // key on the stack
-      // r1 = the map (a 16-byte load of the map fd, resolved by the kernel)
-      insn(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, map_fd),
-      insn(0, 0, 0, 0, 0),
-      mov_reg(BPF_REG_2, BPF_REG_10),
-      add_imm(BPF_REG_2, -4),
-      call(BPF_FUNC_map_lookup_elem),
-      jump_eq0(BPF_REG_0, 6),  // no entry: queue 0
-      load_w(BPF_REG_7, BPF_REG_0, kQueueOffset),
-      load_w(BPF_REG_8, BPF_REG_0, kSpreadOffset),
-      jump_eq0(BPF_REG_8, 2),  // not spreading: the CPU's queue
-      load_w(BPF_REG_0, BPF_REG_6, kHashOffset),
-      jump_ne0(BPF_REG_0, 1),  // spreading, and the frame has a flow hash
-      mov_reg(BPF_REG_0, BPF_REG_7),
-      exit_insn(),
-  };
+// A straight-line program with forward jumps to named places.
+class Program {
+ public:
+  Program& operator<<(const bpf_insn& i) {
+    code_.push_back(i);
+    return *this;
+  }
+  // r1 = the map (a 16-byte load of its fd, resolved by the kernel).
+  Program& load_map(std::uint8_t dst, int map_fd) {
+    code_.push_back(insn(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_FD, 0, map_fd));
+    code_.push_back(insn(0, 0, 0, 0, 0));
+    return *this;
+  }
+  // if (dst OP imm) / (dst OP src) goto place; op is BPF_JEQ, BPF_JSGT, ...
+  Program& jump_if(std::uint8_t op, std::uint8_t dst, std::int32_t imm, int place) {
+    fixups_.emplace_back(code_.size(), place);
+    code_.push_back(insn(BPF_JMP | op | BPF_K, dst, 0, 0, imm));
+    return *this;
+  }
+  Program& jump_if_reg(std::uint8_t op, std::uint8_t dst, std::uint8_t src, int place) {
+    fixups_.emplace_back(code_.size(), place);
+    code_.push_back(insn(BPF_JMP | op | BPF_X, dst, src, 0, 0));
+    return *this;
+  }
+  Program& jump(int place) {
+    fixups_.emplace_back(code_.size(), place);
+    code_.push_back(insn(BPF_JMP | BPF_JA, 0, 0, 0, 0));
+    return *this;
+  }
+  Program& here(int place) {
+    places_[place] = code_.size();
+    return *this;
+  }
+  std::vector<bpf_insn> done() {
+    for (const auto& [at, place] : fixups_)
+      code_[at].off = static_cast<std::int16_t>(places_.at(place) - at - 1);
+    return code_;
+  }
+
+ private:
+  std::vector<bpf_insn> code_;
+  std::map<int, std::size_t> places_;
+  std::vector<std::pair<std::size_t, int>> fixups_;
+};
+
+// r0 = what the frame's queue is taken from (TUN and fanout take it modulo
+// their count):
+//   c = cpu_map[smp_processor_id()]
+//   choice = c.spread && skb->hash ? skb->hash : c.queue
+//   no hash: choice
+//   a flow idle for gap_ns or new: remember choice, return it
+//   else its remembered value, except that a flow sent on a saturated CPU
+//   moves to its hash once, hold_ns after it got its value
+std::vector<bpf_insn> program(int cpu_map, int flow_map, const Steering::Options& o) {
+  enum { kChosen, kKeep, kReset, kInsert, kReturn };
+  constexpr std::int16_t kHash = offsetof(__sk_buff, hash);
+  constexpr auto r0 = BPF_REG_0, r1 = BPF_REG_1, r2 = BPF_REG_2, r3 = BPF_REG_3, r4 = BPF_REG_4;
+  constexpr auto hash = BPF_REG_6, choice = BPF_REG_7, now = BPF_REG_8, spread = BPF_REG_9;
+  constexpr auto fp = BPF_REG_10;
+  const auto gap = static_cast<std::int32_t>(o.gap_ns);
+  const auto hold = static_cast<std::int32_t>(o.hold_ns);
+  Program p;
+  p << load(BPF_W, hash, r1, kHash) << call(BPF_FUNC_ktime_get_ns) << mov(now, r0)
+    << call(BPF_FUNC_get_smp_processor_id) << store(BPF_W, fp, -4, r0);
+  p.load_map(r1, cpu_map) << mov(r2, fp) << add_imm(r2, -4) << call(BPF_FUNC_map_lookup_elem)
+                          << mov_imm(choice, 0) << mov_imm(spread, 0);
+  p.jump_if(BPF_JEQ, r0, 0, kChosen)
+      << load(BPF_W, choice, r0, kQueueOffset) << load(BPF_W, spread, r0, kSpreadOffset);
+  p.jump_if(BPF_JEQ, spread, 0, kChosen).jump_if(BPF_JEQ, hash, 0, kChosen) << mov(choice, hash);
+  p.here(kChosen).jump_if(BPF_JEQ, hash, 0, kReturn) << store(BPF_W, fp, -8, hash);
+  p.load_map(r1, flow_map) << mov(r2, fp) << add_imm(r2, -8) << call(BPF_FUNC_map_lookup_elem);
+  p.jump_if(BPF_JEQ, r0, 0, kInsert)
+      << load(BPF_DW, r1, r0, kFlowLast) << store(BPF_DW, r0, kFlowLast, now) << mov(r2, now)
+      << sub(r2, r1);
+  p.jump_if(BPF_JSGT, r2, gap, kReset) << load(BPF_W, r1, r0, kFlowQueue);
+  p.jump_if(BPF_JEQ, spread, 0, kKeep).jump_if_reg(BPF_JEQ, r1, hash, kKeep)
+      << load(BPF_DW, r2, r0, kFlowSince) << mov(r3, now) << sub(r3, r2);
+  p.jump_if(BPF_JSLE, r3, hold, kKeep)
+      << store(BPF_W, r0, kFlowQueue, hash) << store(BPF_DW, r0, kFlowSince, now) << mov(r0, hash)
+      << exit_insn();
+  p.here(kKeep) << mov(r0, r1) << exit_insn();
+  p.here(kReset) << store(BPF_W, r0, kFlowQueue, choice) << store(BPF_DW, r0, kFlowSince, now);
+  p.jump(kReturn);
+  p.here(kInsert) << store(BPF_W, fp, -32, choice) << store_imm(BPF_W, fp, -28, 0)
+                  << store(BPF_DW, fp, -24, now) << store(BPF_DW, fp, -16, now);
+  p.load_map(r1, flow_map) << mov(r2, fp) << add_imm(r2, -8) << mov(r3, fp) << add_imm(r3, -32)
+                           << mov_imm(r4, BPF_ANY) << call(BPF_FUNC_map_update_elem);
+  p.here(kReturn) << mov(r0, choice) << exit_insn();
+  return p.done();
 }
 
 void fail(std::string* error, const std::string& what, int err) {
@@ -95,8 +172,12 @@ void SteeringUnmap::operator()(std::uint32_t* p) const {
   if (p != nullptr) ::munmap(p, size);
 }
 
-int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, std::string* error) {
-  if (out == nullptr || queue_of_cpu.empty()) return -EINVAL;
+int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, std::string* error,
+                   const Options& options) {
+  constexpr std::uint64_t kMaxTime = 0x7fffffff;  // an immediate of the program
+  if (out == nullptr || queue_of_cpu.empty() || options.gap_ns > kMaxTime ||
+      options.hold_ns > kMaxTime)
+    return -EINVAL;
   const int possible = libbpf_num_possible_cpus();
   if (possible <= 0) {
     fail(error, "cannot count the CPUs", possible < 0 ? -possible : EINVAL);
@@ -130,18 +211,33 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
                                               : c % static_cast<std::uint32_t>(queue_of_cpu.size());
     s.values_.get()[c * kWordsPerValue + 1] = 0;
   }
-  const std::vector<bpf_insn> insns = program(s.map_.get());
-  std::array<char, 4096> log{};
-  bpf_prog_load_opts prog_opts{};
-  prog_opts.sz = sizeof prog_opts;
-  prog_opts.log_buf = log.data();
-  prog_opts.log_size = log.size();
-  prog_opts.log_level = 1;
+  s.flows_.reset(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "umv_flows", sizeof(std::uint32_t),
+                                kFlowValueSize, kFlows, nullptr));
+  if (!s.flows_.valid()) {
+    const int err = errno;
+    fail(error, "cannot make the flow map", err);
+    return -err;
+  }
+  const std::vector<bpf_insn> insns = program(s.map_.get(), s.flows_.get(), options);
   s.prog_.reset(bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "umv_steer", "GPL", insns.data(),
-                              insns.size(), &prog_opts));
+                              insns.size(), nullptr));
   if (!s.prog_.valid()) {
     const int err = errno;
-    fail(error, std::string("the kernel refused the steering program (") + log.data() + ")", err);
+    // Once more with the verifier's log, for the reason.
+    std::vector<char> log(1 << 16);
+    bpf_prog_load_opts prog_opts{};
+    prog_opts.sz = sizeof prog_opts;
+    prog_opts.log_buf = log.data();
+    prog_opts.log_size = static_cast<std::uint32_t>(log.size());
+    prog_opts.log_level = 1;
+    OwnedFd again(bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "umv_steer", "GPL", insns.data(),
+                                insns.size(), &prog_opts));
+    log.back() = '\0';
+    std::string why(log.data());
+    if (const auto nl = why.find_last_of('\n', why.size() >= 2 ? why.size() - 2 : 0);
+        nl != std::string::npos && why.size() > 200)
+      why = why.substr(0, 200) + " ...";
+    fail(error, "the kernel refused the steering program (" + why + ")", err);
     return -err;
   }
   *out = std::move(s);

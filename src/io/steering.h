@@ -1,6 +1,6 @@
 // Steering: which dataplane worker the kernel hands a frame to, chosen by
-// the CPU the frame arrived on while that CPU has time to spare, and by flow
-// while it is saturated.
+// the CPU a flow's frames arrive on while that CPU has time to spare, and by
+// flow hash while it is saturated; a flow keeps its choice while it sends.
 //
 // Why: a frame a device sends is queued on one of its TAP's queues, and
 // the lower's frames on one of the fanout group's sockets; the worker that
@@ -14,17 +14,22 @@
 // there would share it with the sender while the other CPUs idle: the
 // frames are then spread by flow hash, as before, so both cores work.
 //
-// Contract: open() loads one eBPF socket-filter program and its array map
-// (libbpf; needs CAP_BPF or CAP_SYS_ADMIN), one entry per possible CPU:
-// {queue, spread}. For a frame on CPU c the program returns the skb's flow
-// hash when spread[c] is set and the frame has a hash, else queue[c]; TUN
-// (TUNSETSTEERINGEBPF) and AF_PACKET fanout (PACKET_FANOUT_EBPF) take that
-// modulo their queue or socket count. The map is mapped into the process
-// (BPF_F_MMAPABLE): set_spread() is one relaxed store, safe from any
-// thread, no system call. Frames of one flow stay on one queue as long as
-// their sender stays on one CPU and its CPU's mode does not change; a
-// sender that migrates may see a few frames reordered, as with the
-// kernel's own TUN queue selection when a flow moves.
+// Contract: open() loads one eBPF socket-filter program (libbpf; needs
+// CAP_BPF or CAP_SYS_ADMIN) with two maps: an array with one entry per
+// possible CPU, {queue, spread}, and an LRU hash of recent flows (by the
+// skb's flow hash). For a frame on CPU c the choice is the flow hash when
+// spread[c] is set and the frame has one, else queue[c]; TUN
+// (TUNSETSTEERINGEBPF) and AF_PACKET fanout (PACKET_FANOUT_EBPF) take the
+// program's value modulo their queue or socket count. Frames keep their
+// order per flow: a flow's first frame, or its first after gap_ns of
+// silence, takes the choice, and the flow keeps that value while it sends
+// (a TCP flow sends from its writer's CPU and, clocked by ACKs, from the
+// CPU that received them: by CPU alone its frames would cross queues and
+// arrive out of order). The one exception: a flow sending on a saturated
+// CPU moves to its hash, once, hold_ns after it got its value (a few frames
+// may then pass each other). Frames without a flow hash go by CPU. The
+// CPU map is mapped into the process (BPF_F_MMAPABLE): set_spread() is one
+// relaxed store, safe from any thread, no system call.
 // Closing (destruction) drops the process's references; a TAP or fanout
 // group the program is attached to keeps it (and the map) alive.
 // Nothing throws; errors are -errno.
@@ -46,14 +51,22 @@ struct SteeringUnmap {
   void operator()(std::uint32_t* p) const;
 };
 
+struct SteeringOptions {
+  std::uint64_t gap_ns = 1000000;     // silence after which a flow chooses again
+  std::uint64_t hold_ns = 100000000;  // a flow's least time on a queue before it spreads
+};
+
 class Steering {
  public:
   Steering() = default;
 
+  using Options = SteeringOptions;
+
   // queue_of_cpu[c]: the queue (worker) for frames on CPU c while c is not
-  // saturated; CPUs past its end get c modulo its size.
+  // saturated; CPUs past its end get c modulo its size. The times are at
+  // most 2^31-1 ns (-EINVAL).
   static int open(std::span<const std::uint32_t> queue_of_cpu, Steering* out,
-                  std::string* error = nullptr);
+                  std::string* error = nullptr, const Options& options = Options{});
 
   bool valid() const { return prog_.valid(); }
   int prog_fd() const { return prog_.get(); }
@@ -65,6 +78,7 @@ class Steering {
 
  private:
   OwnedFd map_;
+  OwnedFd flows_;
   OwnedFd prog_;
   std::unique_ptr<std::uint32_t, SteeringUnmap> values_;  // {queue, spread} per CPU
   std::size_t cpus_ = 0;

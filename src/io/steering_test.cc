@@ -101,71 +101,140 @@ TEST_F(SteeringTest, SpreadFlagsAreKeptPerCpu) {
   EXPECT_FALSE(s.spread(s.cpus()));
 }
 
-// 32 connected UDP sockets (each its own flow hash) send one datagram each
-// from one CPU: all on that CPU's queue while it is calm, on both queues
-// once it is marked saturated.
-TEST_F(SteeringTest, TapQueueFollowsTheSendersCpuThenTheFlowWhenSaturated) {
-  const NetnsFd ns = ns_.open();
-  TapDevice tap;
-  ASSERT_EQ(TapDevice::open(ns, "umvst0", &tap, 2), 0);
-  ASSERT_EQ(tap.set_up(true), 0);
-  ASSERT_EQ(ns_.ip("addr add 10.99.0.1/24 dev umvst0"), 0);
-  ASSERT_EQ(ns_.ip("neigh add 10.99.0.2 lladdr 02:00:00:00:00:02 dev umvst0"), 0);
+// A two-queue TAP in the test's namespace with an address and a neighbour,
+// each CPU's frames meant for the queue its position says, crossed over
+// (so that the test sees the table at work rather than TUN's own choice).
+class SteeringTapTest : public SteeringTest {
+ protected:
+  void SetUp() override {
+    SteeringTest::SetUp();
+    if (IsSkipped()) return;
+    ns_fd_ = ns_.open();
+    ASSERT_EQ(TapDevice::open(ns_fd_, "umvst0", &tap_, 2), 0);
+    ASSERT_EQ(tap_.set_up(true), 0);
+    ASSERT_EQ(ns_.ip("addr add 10.99.0.1/24 dev umvst0"), 0);
+    ASSERT_EQ(ns_.ip("neigh add 10.99.0.2 lladdr 02:00:00:00:00:02 dev umvst0"), 0);
+    cpus_ = usable_cpus();
+    ASSERT_FALSE(cpus_.empty());
+    table_.assign(static_cast<std::size_t>(cpus_.back()) + 1, 0);
+    for (std::size_t k = 0; k < cpus_.size(); ++k)
+      table_[static_cast<std::size_t>(cpus_[k])] = static_cast<std::uint32_t>((k + 1) % 2);
+  }
+  void TearDown() override {
+    if (tap_.valid()) {
+      EXPECT_EQ(tap_.set_steering(-1), 0);
+      EXPECT_EQ(tap_.destroy(), 0);
+    }
+  }
 
-  const std::vector<int> cpus = usable_cpus();
-  ASSERT_FALSE(cpus.empty());
-  // Each CPU's frames to the queue its position says, crossed over, so that
-  // the test sees the table at work rather than TUN's own choice.
-  std::vector<std::uint32_t> table(static_cast<std::size_t>(cpus.back()) + 1, 0);
-  for (std::size_t k = 0; k < cpus.size(); ++k)
-    table[static_cast<std::size_t>(cpus[k])] = static_cast<std::uint32_t>((k + 1) % 2);
-  Steering steering;
-  std::string why;
-  ASSERT_EQ(Steering::open(table, &steering, &why), 0) << why;
-  ASSERT_EQ(tap.set_steering(steering.prog_fd()), 0);
-  const int cpu = cpus.back();
-  const std::size_t want = table[static_cast<std::size_t>(cpu)];
+  void steer(const Steering::Options& o) {
+    std::string why;
+    ASSERT_EQ(Steering::open(table_, &steering_, &why, o), 0) << why;
+    ASSERT_EQ(tap_.set_steering(steering_.prog_fd()), 0);
+  }
+  std::size_t queue_of(int cpu) const { return table_[static_cast<std::size_t>(cpu)]; }
 
-  auto send_flows = [&](std::uint16_t port) {
+  // n connected UDP sockets (each its own flow hash) to port.
+  std::vector<OwnedFd> flows(int n, std::uint16_t port) {
+    std::vector<OwnedFd> fds;
+    EXPECT_EQ(
+        run_in_netns(ns_fd_,
+                     [&] {
+                       for (int i = 0; i < n; ++i) {
+                         OwnedFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+                         sockaddr_in to{};
+                         to.sin_family = AF_INET;
+                         to.sin_port = htons(port);
+                         ::inet_pton(AF_INET, "10.99.0.2", &to.sin_addr);
+                         if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
+                           return -errno;
+                         fds.push_back(std::move(s));
+                       }
+                       return 0;
+                     }),
+        0);
+    return fds;
+  }
+  // One datagram on each, from cpu; then where they landed.
+  std::array<int, 2> send_from(int cpu, const std::vector<OwnedFd>& fds, std::uint16_t port) {
     on_cpu(cpu, [&] {
-      ASSERT_EQ(
-          run_in_netns(ns,
-                       [&] {
-                         for (int i = 0; i < 32; ++i) {
-                           OwnedFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-                           sockaddr_in to{};
-                           to.sin_family = AF_INET;
-                           to.sin_port = htons(port);
-                           ::inet_pton(AF_INET, "10.99.0.2", &to.sin_addr);
-                           if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
-                             return -errno;
-                           if (::send(s.get(), "steer", 5, 0) != 5) return -errno;
-                         }
-                         return 0;
-                       }),
-          0);
+      for (const OwnedFd& s : fds) ASSERT_EQ(::send(s.get(), "steer", 5, 0), 5);
     });
-  };
+    return udp_frames_per_queue(tap_, port);
+  }
 
-  send_flows(4001);
-  const auto calm = udp_frames_per_queue(tap, 4001);
+  NetnsFd ns_fd_;
+  TapDevice tap_;
+  std::vector<int> cpus_;
+  std::vector<std::uint32_t> table_;
+  Steering steering_;
+};
+
+// New flows from one CPU: all on that CPU's queue while it is calm, on
+// both queues (by their hashes) while it is marked saturated.
+TEST_F(SteeringTapTest, NewFlowsTakeTheSendersCpuQueueThenTheirHashWhenSaturated) {
+  steer(Steering::Options{});
+  const int cpu = cpus_.back();
+  const std::size_t want = queue_of(cpu);
+
+  const auto calm = send_from(cpu, flows(32, 4001), 4001);
   EXPECT_EQ(calm[want], 32) << "every flow on CPU " << cpu << "'s queue " << want;
   EXPECT_EQ(calm[1 - want], 0);
 
-  steering.set_spread(static_cast<std::size_t>(cpu), true);
-  send_flows(4002);
-  const auto spread = udp_frames_per_queue(tap, 4002);
+  steering_.set_spread(static_cast<std::size_t>(cpu), true);
+  const auto spread = send_from(cpu, flows(32, 4002), 4002);
   EXPECT_EQ(spread[0] + spread[1], 32);
   EXPECT_GT(spread[0], 0) << "spread by flow hash: both queues get some";
   EXPECT_GT(spread[1], 0);
 
-  steering.set_spread(static_cast<std::size_t>(cpu), false);
-  send_flows(4003);
-  const auto back = udp_frames_per_queue(tap, 4003);
-  EXPECT_EQ(back[want], 32) << "calm again: back to the CPU's queue";
+  steering_.set_spread(static_cast<std::size_t>(cpu), false);
+  const auto back = send_from(cpu, flows(32, 4003), 4003);
+  EXPECT_EQ(back[want], 32) << "calm again: new flows back on the CPU's queue";
+}
 
-  ASSERT_EQ(tap.set_steering(-1), 0);
-  EXPECT_EQ(tap.destroy(), 0);
+// A flow that goes on sending keeps its queue when it sends from another
+// CPU (no reordering); after a silence (gap 0 here: every time) it takes
+// the queue of the CPU it sends from.
+TEST_F(SteeringTapTest, AFlowKeepsItsQueueAcrossCpusUntilItFallsSilent) {
+  if (cpus_.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const int a = cpus_[0];
+  const int b = cpus_[1];
+  ASSERT_NE(queue_of(a), queue_of(b));
+  constexpr std::uint64_t kLong = 2000000000;  // 2 s: the test's sends are well within
+  steer(Steering::Options{kLong, kLong});
+  const auto sticky = flows(8, 4011);
+  EXPECT_EQ(send_from(a, sticky, 4011)[queue_of(a)], 8);
+  EXPECT_EQ(send_from(b, sticky, 4011)[queue_of(a)], 8) << "still CPU " << a << "'s queue";
+
+  steer(Steering::Options{0, kLong});
+  const auto fresh = flows(8, 4012);
+  EXPECT_EQ(send_from(a, fresh, 4012)[queue_of(a)], 8);
+  EXPECT_EQ(send_from(b, fresh, 4012)[queue_of(b)], 8) << "silent long enough: CPU " << b;
+}
+
+// Flows that started on a calm CPU move to their hash once that CPU is
+// saturated (hold 0 here), and stay there when it calms down again.
+TEST_F(SteeringTapTest, FlowsOfASaturatedCpuMoveToTheirHashOnce) {
+  constexpr std::uint64_t kLong = 2000000000;
+  steer(Steering::Options{kLong, 0});
+  const int cpu = cpus_.back();
+  const auto fds = flows(32, 4021);
+  EXPECT_EQ(send_from(cpu, fds, 4021)[queue_of(cpu)], 32);
+  steering_.set_spread(static_cast<std::size_t>(cpu), true);
+  const auto moved = send_from(cpu, fds, 4021);
+  EXPECT_EQ(moved[0] + moved[1], 32);
+  EXPECT_GT(moved[0], 0) << "moved to their hashes: both queues get some";
+  EXPECT_GT(moved[1], 0);
+  steering_.set_spread(static_cast<std::size_t>(cpu), false);
+  EXPECT_EQ(send_from(cpu, fds, 4021), moved) << "no move back while they send";
+}
+
+TEST_F(SteeringTest, OpenRefusesTimesTheProgramCannotHold) {
+  Steering s;
+  const std::vector<std::uint32_t> table{0};
+  EXPECT_EQ(Steering::open(table, &s, nullptr, Steering::Options{1ULL << 31, 0}), -EINVAL);
+  EXPECT_EQ(Steering::open(table, &s, nullptr, Steering::Options{0, 1ULL << 31}), -EINVAL);
+  EXPECT_FALSE(s.valid());
 }
 
 // A fanout group with the program: a frame sent into the lower from a CPU
@@ -185,9 +254,10 @@ TEST_F(SteeringTest, FanoutMemberFollowsTheSendersCpu) {
   std::vector<std::uint32_t> table(static_cast<std::size_t>(cpus.back()) + 1, 0);
   for (std::size_t k = 0; k < cpus.size(); ++k)
     table[static_cast<std::size_t>(cpus[k])] = static_cast<std::uint32_t>((k + 1) % 2);
+  // gap 0: the same frame sent from each CPU is one flow if it has a hash.
   Steering steering;
   std::string why;
-  ASSERT_EQ(Steering::open(table, &steering, &why), 0) << why;
+  ASSERT_EQ(Steering::open(table, &steering, &why, Steering::Options{0, 0}), 0) << why;
 
   PacketLower::Options o;
   o.fanout_group = static_cast<int>(::getpid() & 0xffff);
