@@ -4,10 +4,17 @@
 // fd held before (errors of close() are ignored: the descriptor is gone
 // either way). release() gives the fd up without closing it. -1 means "none".
 // No allocation, no exceptions, no other system call than close().
+//
+// Mapping<T>: a memory mapping (mmap) and the duty to unmap it, a
+// unique_ptr whose deleter knows the mapping's size (munmap errors are
+// ignored, as close()'s).
 #pragma once
 
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <memory>
 #include <utility>
 
 namespace umacvlan::io {
@@ -36,5 +43,16 @@ class OwnedFd {
  private:
   int fd_ = -1;
 };
+
+template <typename T>
+struct Unmap {
+  std::size_t size = 0;
+  void operator()(T* p) const {
+    if (p != nullptr) ::munmap(p, size);
+  }
+};
+
+template <typename T>
+using Mapping = std::unique_ptr<T, Unmap<T>>;
 
 }  // namespace umacvlan::io

@@ -35,10 +35,6 @@ std::uint32_t load_acquire(std::uint32_t& v) {
 
 }  // namespace
 
-void RingUnmap::operator()(std::uint8_t* p) const {
-  ::munmap(p, size);
-}
-
 int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Options& options) {
   if (out == nullptr || ifindex <= 0 || options.fanout_group > 0xffff) return -EINVAL;
   PacketLower pl;
@@ -69,8 +65,8 @@ int PacketLower::open(const NetnsFd& ns, int ifindex, PacketLower* out, const Op
     void* ring = ::mmap(nullptr, kSlotSize * kSlots, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_POPULATE, fd, 0);
     if (ring == MAP_FAILED) return -errno;
-    pl.ring_ = std::unique_ptr<std::uint8_t, RingUnmap>(static_cast<std::uint8_t*>(ring),
-                                                        RingUnmap{kSlotSize * kSlots});
+    pl.ring_ = Mapping<std::uint8_t>(static_cast<std::uint8_t*>(ring),
+                                     Unmap<std::uint8_t>{kSlotSize * kSlots});
 
     struct sockaddr_ll sll {};
     sll.sll_family = AF_PACKET;

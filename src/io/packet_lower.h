@@ -66,12 +66,6 @@
 
 namespace umacvlan::io {
 
-// Unmaps a receive ring (the deleter of PacketLower's mapping).
-struct RingUnmap {
-  std::size_t size = 0;
-  void operator()(std::uint8_t* p) const;
-};
-
 class PacketLower {
  public:
   // A slot holds a 64 KiB GSO super-frame with its headers (17 pages).
@@ -154,7 +148,7 @@ class PacketLower {
 
   OwnedFd fd_;
   int ifindex_ = 0;
-  std::unique_ptr<std::uint8_t, RingUnmap> ring_;
+  Mapping<std::uint8_t> ring_;
 
   int receive(FrameBatch& batch, bool views);
 

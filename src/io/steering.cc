@@ -168,10 +168,6 @@ void fail(std::string* error, const std::string& what, int err) {
 
 }  // namespace
 
-void SteeringUnmap::operator()(std::uint32_t* p) const {
-  if (p != nullptr) ::munmap(p, size);
-}
-
 int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, std::string* error,
                    const Options& options) {
   constexpr std::uint64_t kMaxTime = 0x7fffffff;  // an immediate of the program
@@ -203,8 +199,7 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
     fail(error, "cannot map the steering map", err);
     return -err;
   }
-  s.values_ = std::unique_ptr<std::uint32_t, SteeringUnmap>(static_cast<std::uint32_t*>(mem),
-                                                            SteeringUnmap{bytes});
+  s.values_ = Mapping<std::uint32_t>(static_cast<std::uint32_t*>(mem), Unmap<std::uint32_t>{bytes});
   for (std::uint32_t c = 0; c < cpus; ++c) {
     s.values_.get()[c * kWordsPerValue] = c < queue_of_cpu.size()
                                               ? queue_of_cpu[c]

@@ -45,12 +45,6 @@
 
 namespace umacvlan::io {
 
-// Unmaps the steering map's values (Steering's deleter).
-struct SteeringUnmap {
-  std::size_t size = 0;
-  void operator()(std::uint32_t* p) const;
-};
-
 struct SteeringOptions {
   std::uint64_t gap_ns = 1000000;     // silence after which a flow chooses again
   std::uint64_t hold_ns = 100000000;  // a flow's least time on a queue before it spreads
@@ -80,7 +74,7 @@ class Steering {
   OwnedFd map_;
   OwnedFd flows_;
   OwnedFd prog_;
-  std::unique_ptr<std::uint32_t, SteeringUnmap> values_;  // {queue, spread} per CPU
+  Mapping<std::uint32_t> values_;  // {queue, spread} per CPU
   std::size_t cpus_ = 0;
 };
 
