@@ -864,7 +864,8 @@ int LinkService::open_lower(Port& port, const io::NetnsFd& ns, int ifindex,
   for (std::size_t w = 0; w < workers; ++w) {
     io::PacketLower ring;
     io::PacketLower::Options o;
-    // Several workers share the lower's frames by flow.
+    // Several workers share the lower's frames: as the steering program
+    // says (by CPU, flows kept), or by flow hash without one.
     if (workers > 1) {
       o.fanout_group = static_cast<int>((::getpid() * 131 + port.serial) & 0xffff);
       o.fanout_prog = dataplane_.steering_prog();
