@@ -1,7 +1,8 @@
 // CpuLoad: how busy each CPU was between two looks, from /proc/stat.
 //
 // Contract: open() opens /proc/stat once; sample() reads it again (one
-// pread, no allocation once the buffers have grown) and gives, for each
+// pread; the parse makes one small vector, a CPU's worth of counters
+// each: the dataplane samples every 20 ms at most) and gives, for each
 // CPU, the share of time it was not idle since the previous sample: 0..1,
 // or -1 where that is unknown (the first sample, a CPU that appeared, no
 // time passed). Idle is the idle and iowait columns; everything else
