@@ -3,7 +3,9 @@
 
   report.py iperf FILE
       FILE is `iperf3 -J` output: prints "GBIT_PER_S BYTES SECONDS" of what
-      the receiver got (end.sum_received); exit 1 when there is none.
+      the receiver got (end.sum_received) and the sender's TCP
+      retransmissions (end.sum_sent.retransmits, -1 when absent); exit 1
+      when there is no received sum.
   report.py ping FILE
       FILE is iputils ping output: prints "P50_US P99_US RECEIVED SENT" from
       the per-packet "time=" values (nearest-rank percentiles); exit 1 when
@@ -64,7 +66,9 @@ def cmd_iperf(path):
         with open(path) as f:
             d = json.load(f)
         s = d["end"]["sum_received"]
-        print(f'{s["bits_per_second"] / 1e9:.4f} {int(s["bytes"])} {s["seconds"]:.3f}')
+        retransmits = int(d["end"].get("sum_sent", {}).get("retransmits", -1))
+        print(f'{s["bits_per_second"] / 1e9:.4f} {int(s["bytes"])} {s["seconds"]:.3f} '
+              f'{retransmits}')
         return 0
     except (OSError, ValueError, KeyError, TypeError):
         return 1

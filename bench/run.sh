@@ -9,7 +9,8 @@
 #   - first, once: the core's decision rate (build/src/core/
 #     umacvlan_core_bench, Google Benchmark, 0.3 s per case);
 #   - TCP: iperf3 -t --seconds (one stream), device a to device b (bridge
-#     mode), a to the outside host x through the lower, x to a;
+#     mode), a to the outside host x through the lower, x to a (each run's
+#     retransmissions go into the JSON);
 #   - 64-byte frames (22 bytes of UDP payload) received per second, a to b
 #     and a to x: bench/udpblast.cc (built into build/bench/ on first use)
 #     sends with sendmmsg(2) as fast as it can for --seconds; the receiver
@@ -322,7 +323,7 @@ iperf_listening() { ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; }
 # --seconds; with "cpu", also the forwarder's CPU seconds per gigabit.
 run_iperf() {
     local fig=$1 impl=$2 r=$3 src=$4 dst=$5 ip=$6 cpu=${7:-}
-    local out="$UMV_TMP/iperf.json" spid t0 t1 gbps bytes secs
+    local out="$UMV_TMP/iperf.json" spid t0 t1 gbps bytes secs retrans
     ip netns exec "$dst" iperf3 -s -1 -p "$IPERF_PORT" >"$UMV_TMP/iperf-s.log" 2>&1 &
     spid=$!; echo "$spid" >>"$UMV_TMP/pids"
     if ! umv_wait_for 5 iperf_listening "$dst" "$IPERF_PORT"; then
@@ -334,10 +335,12 @@ run_iperf() {
     t1=$(fwd_ticks)
     umv_wait_for 5 eval "! umv_pid_alive $spid"
     umv_kill_pids "$spid"; wait "$spid" 2>/dev/null
-    if ! read -r gbps bytes secs < <("$UMV_PYTHON" "$BENCH_DIR/report.py" iperf "$out"); then
+    if ! read -r gbps bytes secs retrans < <("$UMV_PYTHON" "$BENCH_DIR/report.py" iperf "$out"); then
         rec "$fig" "$impl" "$r" failed '{"error": "no iperf3 result"}'; return
     fi
-    rec "$fig" "$impl" "$r" "$gbps" "{\"bytes\": $bytes, \"seconds\": $secs}"
+    # Retransmissions in the JSON: frames a forwarder reorders or drops
+    # show there, not always in the rate.
+    rec "$fig" "$impl" "$r" "$gbps" "{\"bytes\": $bytes, \"seconds\": $secs, \"retransmits\": $retrans}"
     if [ -n "$cpu" ] && [ ${#FWD_PIDS[@]} -gt 0 ] && [ "$bytes" -gt 0 ]; then
         rec cpu_per_gbit "$impl" "$r" "$(calc "($t1 - $t0) / $CLK_TCK / ($bytes * 8 / 1e9)")" \
             "{\"cpu_seconds\": $(calc "($t1 - $t0) / $CLK_TCK"), \"gbit\": $(calc "$bytes * 8 / 1e9")}"
