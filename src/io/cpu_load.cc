@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <utility>
 
 namespace umacvlan::io {
 namespace {
@@ -69,7 +70,7 @@ int CpuLoad::sample(std::vector<double>* busy) {
     if (n == 0 || got < text_.size()) break;
     text_.resize(text_.size() * 2);  // a machine with many CPUs
   }
-  const std::vector<CpuTimes> now = parse_cpu_times(std::string_view(text_.data(), got));
+  std::vector<CpuTimes> now = parse_cpu_times(std::string_view(text_.data(), got));
   busy->assign(now.size(), -1.0);
   for (std::size_t c = 0; c < now.size() && c < previous_.size(); ++c) {
     const CpuTimes& a = previous_[c];
@@ -77,7 +78,7 @@ int CpuLoad::sample(std::vector<double>* busy) {
     if (a.total == 0 || b.total <= a.total || b.busy < a.busy) continue;
     (*busy)[c] = static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total);
   }
-  previous_ = now;
+  previous_ = std::move(now);
   return 0;
 }
 

@@ -22,6 +22,8 @@ constexpr std::int16_t kQueueOffset = 0;
 constexpr std::int16_t kSpreadOffset = 4;
 constexpr std::uint32_t kValueSize = 8;
 constexpr std::uint32_t kWordsPerValue = kValueSize / sizeof(std::uint32_t);
+constexpr std::uint32_t kQueueWord = kQueueOffset / sizeof(std::uint32_t);
+constexpr std::uint32_t kSpreadWord = kSpreadOffset / sizeof(std::uint32_t);
 // A flow's entry in the flow map: the value the program returned for it,
 // when it last sent, when it got that value.
 constexpr std::int16_t kFlowQueue = 0;
@@ -201,10 +203,10 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
   }
   s.values_ = Mapping<std::uint32_t>(static_cast<std::uint32_t*>(mem), Unmap<std::uint32_t>{bytes});
   for (std::uint32_t c = 0; c < cpus; ++c) {
-    s.values_.get()[c * kWordsPerValue] = c < queue_of_cpu.size()
-                                              ? queue_of_cpu[c]
-                                              : c % static_cast<std::uint32_t>(queue_of_cpu.size());
-    s.values_.get()[c * kWordsPerValue + 1] = 0;
+    s.values_.get()[c * kWordsPerValue + kQueueWord] =
+        c < queue_of_cpu.size() ? queue_of_cpu[c]
+                                : c % static_cast<std::uint32_t>(queue_of_cpu.size());
+    s.values_.get()[c * kWordsPerValue + kSpreadWord] = 0;
   }
   s.flows_.reset(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "umv_flows", sizeof(std::uint32_t),
                                 kFlowValueSize, kFlows, nullptr));
@@ -228,10 +230,9 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
     OwnedFd again(bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "umv_steer", "GPL", insns.data(),
                                 insns.size(), &prog_opts));
     log.back() = '\0';
+    // The verifier says why at the end of its log.
     std::string why(log.data());
-    if (const auto nl = why.find_last_of('\n', why.size() >= 2 ? why.size() - 2 : 0);
-        nl != std::string::npos && why.size() > 200)
-      why = why.substr(0, 200) + " ...";
+    if (why.size() > 200) why = "... " + why.substr(why.size() - 200);
     fail(error, "the kernel refused the steering program (" + why + ")", err);
     return -err;
   }
@@ -241,13 +242,13 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
 
 void Steering::set_spread(std::size_t cpu, bool spread) {
   if (!values_ || cpu >= cpus_) return;
-  std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + 1])
+  std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kSpreadWord])
       .store(spread ? 1 : 0, std::memory_order_relaxed);
 }
 
 bool Steering::spread(std::size_t cpu) const {
   if (!values_ || cpu >= cpus_) return false;
-  return std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + 1])
+  return std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kSpreadWord])
              .load(std::memory_order_relaxed) != 0;
 }
 
