@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "io/frame_batch.h"
@@ -910,9 +911,18 @@ int LinkMonitor::read_events(std::vector<LinkEvent>* out) {
 
 // ------------------------------------------------------------ dev_mcast
 
-int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
-                       std::string* previous) {
+namespace {
+
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+int parse_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
+                        std::string* previous, std::chrono::nanoseconds* helper_cpu) {
   std::string text;
+  const pid_t caller = ::gettid();
   const int rc = run_in_netns(ns, [&] {
     // Not /proc/net: that follows the thread-group leader, not this thread.
     const int fd = ::open("/proc/thread-self/net/dev_mcast", O_RDONLY | O_CLOEXEC);
@@ -925,6 +935,8 @@ int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<u
       text.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
+    // A helper thread's whole life is this read (setns included).
+    if (::gettid() != caller) *helper_cpu = thread_cpu_time();
     return 0;
   });
   if (rc < 0) return rc;
@@ -948,6 +960,17 @@ int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<u
   }
   *out = std::move(groups);
   return 0;
+}
+
+}  // namespace
+
+int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
+                       std::string* previous, std::chrono::nanoseconds* cpu) {
+  const std::chrono::nanoseconds start = thread_cpu_time();
+  std::chrono::nanoseconds helper{0};
+  const int rc = parse_dev_mcast_all(ns, out, previous, &helper);
+  if (cpu != nullptr) *cpu = thread_cpu_time() - start + helper;
+  return rc;
 }
 
 int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_t, 6>>* out) {

@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -279,7 +280,10 @@ int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_
 // groups are absent): one read of dev_mcast. When previous is given and the
 // file reads exactly as *previous did, *out is left alone and 1 returned
 // (nothing changed; parsing skipped); *previous then holds what was read.
+// When cpu is given it receives the CPU time the call used, in the helper
+// thread and in the caller's: unlike the wall time, it does not grow while
+// the threads wait for a busy CPU (a thread start then waits a tick, ~4 ms).
 int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
-                       std::string* previous = nullptr);
+                       std::string* previous = nullptr, std::chrono::nanoseconds* cpu = nullptr);
 
 }  // namespace umacvlan::io

@@ -12,11 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -396,6 +398,38 @@ TEST_F(RtNetlinkTest, DevMcastShowsGroupsOfTheDeviceInItsNamespace) {
   EXPECT_TRUE(has(groups, Mac{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}));
 
   EXPECT_EQ(read_dev_mcast(ns_, 9999, &groups), -ENODEV);
+}
+
+// All devices in one read; an unchanged file is not parsed again; the CPU
+// time is reported whether or not a helper thread was needed.
+TEST_F(RtNetlinkTest, DevMcastAllReadsEveryDeviceAndReportsItsCpuTime) {
+  ASSERT_EQ(a_.ip("link set vA up"), 0);
+  ASSERT_EQ(a_.ip("maddr add 01:00:5e:01:02:03 dev vA"), 0);
+  const int idx = a_.ifindex("vA");
+  std::map<int, std::vector<Mac>> all;
+  std::string last;
+  std::chrono::nanoseconds cpu{-1};
+  ASSERT_EQ(read_dev_mcast_all(ns_, &all, &last, &cpu), 0);
+  ASSERT_EQ(all.count(idx), 1u);
+  EXPECT_NE(std::find(all[idx].begin(), all[idx].end(), Mac{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}),
+            all[idx].end());
+  EXPECT_GT(cpu.count(), 0);
+
+  all.clear();
+  cpu = std::chrono::nanoseconds{-1};
+  EXPECT_EQ(read_dev_mcast_all(ns_, &all, &last, &cpu), 1) << "nothing changed";
+  EXPECT_TRUE(all.empty());
+  EXPECT_GT(cpu.count(), 0);
+
+  ASSERT_EQ(a_.ip("maddr del 01:00:5e:01:02:03 dev vA"), 0);
+  ASSERT_EQ(read_dev_mcast_all(ns_, &all, &last), 0);
+  EXPECT_EQ(std::find(all[idx].begin(), all[idx].end(), Mac{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}),
+            all[idx].end());
+
+  // This thread's own namespace: no helper thread, the cost is still there.
+  cpu = std::chrono::nanoseconds{-1};
+  ASSERT_GE(read_dev_mcast_all(current_netns(), &all, nullptr, &cpu), 0);
+  EXPECT_GT(cpu.count(), 0);
 }
 
 // ---------------------------------------------------------------- monitor

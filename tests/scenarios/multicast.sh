@@ -22,7 +22,7 @@
 #                                             b (no), x (yes)
 # Expected values are the kernel's (6.18) measured behaviour; with --impl both,
 # any kernel/umacvlan difference fails the run. The daemon re-reads each
-# device's link-layer multicast list every 200 ms, so every change (maddr,
+# device's link-layer multicast list every 250 ms, so every change (maddr,
 # allmulticast, a promiscuous capture) is followed by 1 s before traffic, for
 # both implementations alike.
 #
@@ -44,7 +44,7 @@ umv_init "$@"
 GRP=239.1.2.3
 GRPMAC=01:00:5e:01:02:03
 OTHERMAC=01:00:5e:09:09:09   # case 3: another group a joins
-SETTLE=1            # seconds after a subscription / flag change (daemon: 200 ms ticks)
+SETTLE=1            # seconds after a subscription / flag change (daemon: 250 ms ticks)
 NSEND=4             # datagrams per send step (0.25 s apart)
 
 # mc_send NS SRC_IP: NSEND UDP datagrams to G:5001 out of the interface that
