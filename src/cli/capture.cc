@@ -701,6 +701,8 @@ std::string drop_phrase(std::string_view reason) {
         return "too_big: longer than the receiving device's MTU allows";
       case DropReason::kIoError:
         return "io_error: the write to the device or the lower failed";
+      case DropReason::kRingFull:
+        return "lower_ring_full: the lower's receive ring was full, the kernel dropped frames";
       case DropReason::kCount:
         break;
     }

@@ -30,6 +30,8 @@ std::string_view to_string(DropReason r) {
       return "too_big";
     case DropReason::kIoError:
       return "io_error";
+    case DropReason::kRingFull:
+      return "lower_ring_full";
     case DropReason::kCount:
       break;
   }

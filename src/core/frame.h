@@ -34,6 +34,7 @@ enum class DropReason : std::uint8_t {
   kBadVnet,  // a virtio-net header the kernel would refuse (GSO without size, ...)
   kTooBig,   // not GSO and longer than the receiving device's MTU allows
   kIoError,  // the write to a TAP or the send on the lower failed
+  kRingFull,  // the lower's receive ring was full: the kernel dropped the frame
   kCount,
 };
 

@@ -127,8 +127,8 @@ struct PortCounters {
 void count_rx(DeviceCounters& c, std::size_t bytes, bool multicast, bool delivered);
 // A frame the device sent, whatever became of it (sent: it was not dropped).
 void count_tx(DeviceCounters& c, std::size_t bytes, bool sent);
-inline void count_drop(PortCounters& c, DropReason r) {
-  if (r != DropReason::kNone) ++c.drops[static_cast<std::size_t>(r)];
+inline void count_drop(PortCounters& c, DropReason r, std::uint64_t n = 1) {
+  if (r != DropReason::kNone) c.drops[static_cast<std::size_t>(r)] += n;
 }
 
 struct Device {

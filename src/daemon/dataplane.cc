@@ -130,6 +130,7 @@ void Forwarder::from_lower(const PortView& view, io::FrameBatch& batch) {
   ++counters_.bursts;
   counters_.lower_rx_frames += batch.count;
   counters_.oversize += batch.dropped_oversize;
+  core::count_drop(view.io->drops[worker_], core::DropReason::kRingFull, batch.dropped_ring_full);
   decisions_.clear();
   if (view.macnat != nullptr) macnat_ingress(view, batch);
   for (std::size_t i = 0; i < batch.count; ++i) view.port->receive(batch[i], decisions_);
@@ -735,7 +736,8 @@ void Dataplane::run(Worker& w) {
             notify(Notice{Notice::kLowerError, pv.io.get(), core::kNoDevice, err});
         }
         // The frames stay in the ring while they are forwarded: no copy.
-        if (ring.receive_views(w.rx) > 0 || w.rx.dropped_oversize > 0) {
+        if (ring.receive_views(w.rx) > 0 || w.rx.dropped_oversize > 0 ||
+            w.rx.dropped_ring_full > 0) {
           w.fwd.from_lower(pv, w.rx);
           if (writer) writer->flush();  // the writes read the ring's slots
         }

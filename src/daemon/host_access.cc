@@ -108,12 +108,24 @@ control::Reply LinkService::set_hostaccess(Port& port, bool on) {
       return refusal(EEXIST, "hostaccess needs the name \"" + name + "\" beside the lower");
     return r;
   }
+  // Whatever goes wrong from here, the device just made goes again: a
+  // refused request changes nothing.
+  auto undo_add = [&](control::Reply why) {
+    for (auto& [id, d] : port.devices) {
+      if (d.name == name && d.ns_inode == port.lower_ns_inode) {
+        remove_device(port, id, true);
+        break;
+      }
+    }
+    save();
+    return why;
+  };
   io::LinkInfo li;
   if (rtnl_.get_link(name, &li, lower_nsid) != 0)
-    return refusal(ENODEV, "the host device " + name + " vanished as it was made");
+    return undo_add(refusal(ENODEV, "the host device " + name + " vanished as it was made"));
   Found f = find_device(port.lower_ns_inode, li.ifindex);
   if (f.dev == nullptr || f.port != &port)
-    return refusal(EIO, "the host device " + name + " did not join the port");
+    return undo_add(refusal(EIO, "the host device " + name + " did not join the port"));
   // No address of its own, and it answers neighbour solicitations for the
   // lower's IPv6 addresses (the proxy entries).
   const std::string conf = "/proc/sys/net/ipv6/conf/" + name + "/";

@@ -90,6 +90,7 @@ umacvlan_port_drops_total{port="lower0",reason="spoofed"} 0
 umacvlan_port_drops_total{port="lower0",reason="bad_vnet_header"} 0
 umacvlan_port_drops_total{port="lower0",reason="too_big"} 0
 umacvlan_port_drops_total{port="lower0",reason="io_error"} 0
+umacvlan_port_drops_total{port="lower0",reason="lower_ring_full"} 0
 # HELP umacvlan_port_bcqueue_length Length of the port's broadcast queue (the used bcqueuelen: the largest any device asked for).
 # TYPE umacvlan_port_bcqueue_length gauge
 umacvlan_port_bcqueue_length{port="lower0"} 1000

@@ -25,6 +25,13 @@ bool next_number(std::string_view text, std::size_t* pos, std::uint64_t* out) {
 
 std::vector<CpuTimes> parse_cpu_times(std::string_view text) {
   std::vector<CpuTimes> cpus;
+  parse_cpu_times(text, &cpus);
+  return cpus;
+}
+
+void parse_cpu_times(std::string_view text, std::vector<CpuTimes>* out) {
+  std::vector<CpuTimes>& cpus = *out;
+  cpus.clear();
   while (!text.empty()) {
     const std::size_t eol = text.find('\n');
     const std::string_view line = text.substr(0, eol);
@@ -46,7 +53,6 @@ std::vector<CpuTimes> parse_cpu_times(std::string_view text) {
     for (const std::uint64_t x : v) total += x;
     cpus[cpu] = CpuTimes{total - idle, total};
   }
-  return cpus;
 }
 
 int CpuLoad::open() {
@@ -70,7 +76,8 @@ int CpuLoad::sample(std::vector<double>* busy) {
     if (n == 0 || got < text_.size()) break;
     text_.resize(text_.size() * 2);  // a machine with many CPUs
   }
-  std::vector<CpuTimes> now = parse_cpu_times(std::string_view(text_.data(), got));
+  parse_cpu_times(std::string_view(text_.data(), got), &current_);
+  const std::vector<CpuTimes>& now = current_;
   busy->assign(now.size(), -1.0);
   for (std::size_t c = 0; c < now.size() && c < previous_.size(); ++c) {
     const CpuTimes& a = previous_[c];
@@ -78,7 +85,7 @@ int CpuLoad::sample(std::vector<double>* busy) {
     if (a.total == 0 || b.total <= a.total || b.busy < a.busy) continue;
     (*busy)[c] = static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total);
   }
-  previous_ = std::move(now);
+  std::swap(previous_, current_);
   return 0;
 }
 

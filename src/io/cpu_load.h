@@ -1,8 +1,8 @@
 // CpuLoad: how busy each CPU was between two looks, from /proc/stat.
 //
 // Contract: open() opens /proc/stat once; sample() reads it again (one
-// pread; the parse makes one small vector, a CPU's worth of counters
-// each: the dataplane samples every 20 ms at most) and gives, for each
+// pread, parsed into vectors it keeps: after the first two samples it
+// allocates nothing, unless *busy must grow) and gives, for each
 // CPU, the share of time it was not idle since the previous sample: 0..1,
 // or -1 where that is unknown (the first sample, a CPU that appeared, no
 // time passed). Idle is the idle and iowait columns; everything else
@@ -26,8 +26,10 @@ struct CpuTimes {
 };
 
 // The "cpuN ..." lines of /proc/stat's text, indexed by N (the summary
-// "cpu" line is skipped); a line that does not parse is left out.
+// "cpu" line is skipped); a line that does not parse is left out. The
+// second form fills *out, reusing its storage.
 std::vector<CpuTimes> parse_cpu_times(std::string_view text);
+void parse_cpu_times(std::string_view text, std::vector<CpuTimes>* out);
 
 class CpuLoad {
  public:
@@ -37,7 +39,7 @@ class CpuLoad {
  private:
   OwnedFd fd_;
   std::string text_;
-  std::vector<CpuTimes> previous_;
+  std::vector<CpuTimes> previous_, current_;
 };
 
 }  // namespace umacvlan::io

@@ -97,6 +97,7 @@ struct FrameBatch {
     count = 0;
     used_ = 0;
     dropped_oversize = 0;
+    dropped_ring_full = 0;
   }
 
   // Where the next frame goes: slot_size() bytes, and one spare byte after
@@ -138,6 +139,9 @@ struct FrameBatch {
   std::size_t count = 0;
   // Frames seen during this fill that were bigger than a slot (not in frames).
   std::uint64_t dropped_oversize = 0;
+  // Frames the source lost before this fill because its ring was full
+  // (PacketLower: reported with the first frame that arrived after them).
+  std::uint64_t dropped_ring_full = 0;
 
  private:
   static constexpr std::size_t align(std::size_t n) { return (n + 63) & ~std::size_t{63}; }

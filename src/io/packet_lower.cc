@@ -118,6 +118,12 @@ int PacketLower::receive(FrameBatch& batch, bool views) {
     auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(ring + slot_ * kSlotSize);
     const std::uint32_t status = load_acquire(hdr->tp_status);
     if ((status & TP_STATUS_USER) == 0) break;
+    if ((status & TP_STATUS_LOSING) != 0) {
+      // The kernel dropped frames since the last read of the counters (the
+      // ring was full): read them, which clears the mark on later frames.
+      RingStats st;
+      if (read_stats(&st) == 0) batch.dropped_ring_full += st.drops;
+    }
     const std::uint8_t* data = reinterpret_cast<const std::uint8_t*>(hdr) + hdr->tp_mac;
     const std::size_t caplen = hdr->tp_snaplen;
     const bool tagged = (status & TP_STATUS_VLAN_VALID) != 0;

@@ -32,7 +32,9 @@
 // does not see its own transmissions nor the host stack's on that interface
 // (PACKET_IGNORE_OUTGOING), as a kernel macvlan never sees what its lower
 // sends. A frame bigger than a batch slot is skipped and counted in
-// batch.dropped_oversize.
+// batch.dropped_oversize. Frames the kernel dropped because the ring was
+// full are counted in batch.dropped_ring_full of the receive that meets the
+// first frame after them (that read resets the counters read_stats() reads).
 //
 // Sending: each frame goes out with a virtio-net header (all zero for a
 // plain frame), so a TAP's GSO super-frame leaves whole and the kernel

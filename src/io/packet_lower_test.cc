@@ -650,5 +650,44 @@ TEST_F(PacketLowerTest, StatsCountWhatReachedTheSocket) {
   EXPECT_EQ(st.drops, 0u);
 }
 
+TEST_F(PacketLowerTest, FramesLostToAFullRingAreCountedWithTheNextFrame) {
+  PacketLower a, b;
+  ASSERT_EQ(PacketLower::open(ns_fd_, va_, &a), 0);
+  ASSERT_EQ(PacketLower::open(ns_fd_, vb_, &b), 0);
+  // Nobody reads while more frames arrive than the ring has slots.
+  constexpr std::size_t kOver = 40;
+  for (std::uint32_t i = 0; i < PacketLower::kSlots + kOver; ++i)
+    ASSERT_EQ(a.send(make_frame(kMacB, kMacA, 0xa000 + i)), 0);
+  FrameBatch batch;
+  std::size_t first = 0;
+  std::uint64_t lost = 0;
+  while (b.receive_burst(batch) > 0) {
+    first += static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), marked(0xa000)));
+    lost += batch.dropped_ring_full;
+  }
+  EXPECT_EQ(first, 1u) << "the first frame made it";
+  EXPECT_EQ(lost, 0u) << "no frame came after the loss yet";
+  // The next frame carries the mark: the loss is counted with it, once.
+  ASSERT_EQ(a.send(make_frame(kMacB, kMacA, 0xb000)), 0);
+  ASSERT_EQ(a.send(make_frame(kMacB, kMacA, 0xb001)), 0);
+  std::size_t after = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (after < 2 && std::chrono::steady_clock::now() < deadline) {
+    struct pollfd pfd {
+      b.fd(), POLLIN, 0
+    };
+    ::poll(&pfd, 1, 20);
+    b.receive_burst(batch);
+    lost += batch.dropped_ring_full;
+    after += static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), marked(0xb000)) +
+                                      std::count_if(batch.begin(), batch.end(), marked(0xb001)));
+  }
+  EXPECT_EQ(after, 2u);
+  EXPECT_GE(lost, kOver);
+  PacketLower::RingStats st;
+  ASSERT_EQ(b.read_stats(&st), 0);
+  EXPECT_EQ(st.drops, 0u) << "reading the loss reset the counters";
+}
+
 }  // namespace
 }  // namespace umacvlan::io

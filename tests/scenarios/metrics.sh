@@ -168,7 +168,8 @@ for r in (1, 2, 3):
         reasons = {k[1] for k in samples if k[0] == "umacvlan_port_drops_total"}
         reasons = {dict(l)["reason"] for l in reasons}
         want = {"runt", "oversize", "nodst", "passthru_down", "bc_queue_full", "no_subscriber",
-                "unknown_sender", "pause", "spoofed", "bad_vnet_header", "too_big", "io_error"}
+                "unknown_sender", "pause", "spoofed", "bad_vnet_header", "too_big", "io_error",
+                "lower_ring_full"}
         check("every drop reason", reasons == want, str(sorted(reasons)))
         frames = sum(v for k, v in samples.items() if k[0] == "umacvlan_worker_frames_total")
         check("the workers read frames", frames > 0, str(frames))
