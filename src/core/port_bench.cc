@@ -1,7 +1,9 @@
 // Decisions per second of the receive path: unicast with 1, 64 and 4096
 // devices (the lookup must not grow with the device count), and a bridge
-// device's broadcast to 64 siblings. Frames are decided in bursts of 64, as
-// the dataplane does.
+// device's broadcast to 64 siblings, and a device's group frame that none
+// of 1000 siblings joined (each holds the three groups an IPv6 device
+// joins: an idle port's router solicitations and MLD reports). Frames are
+// decided in bursts of 64, as the dataplane does.
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -64,10 +66,10 @@ void BM_UnicastReceive(benchmark::State& state) {
 }
 BENCHMARK(BM_UnicastReceive)->Arg(1)->Arg(64)->Arg(4096);
 
-void BM_BridgeBroadcast64(benchmark::State& state) {
-  Port port = make_port(65, Mode::kBridge);
+// Bursts of kBurst frames to dst, each sent by the port's first device.
+void transmit_bursts(benchmark::State& state, const Port& port, MacAddress dst) {
   const auto sender = port.device_ids().front();
-  const auto f = make_frame(MacAddress::broadcast(), port.device(sender)->mac);
+  const auto f = make_frame(dst, port.device(sender)->mac);
   DecisionBatch batch;
   for (auto _ : state) {
     batch.clear();
@@ -78,7 +80,26 @@ void BM_BridgeBroadcast64(benchmark::State& state) {
   state.counters["decisions_per_s"] = benchmark::Counter(
       static_cast<double>(state.iterations() * kBurst), benchmark::Counter::kIsRate);
 }
+
+void BM_BridgeBroadcast64(benchmark::State& state) {
+  const Port port = make_port(65, Mode::kBridge);
+  transmit_bursts(state, port, MacAddress::broadcast());
+}
 BENCHMARK(BM_BridgeBroadcast64);
+
+void BM_GroupNobodyJoined1000(benchmark::State& state) {
+  Port port = make_port(1001, Mode::kBridge);
+  for (DeviceId id : port.device_ids()) {
+    const std::uint64_t low = port.device(id)->mac.to_u64() & 0xffffff;
+    DeviceChange c;
+    c.multicast = {MacAddress::from_u64(0x01005e000001ULL), MacAddress::from_u64(0x333300000001ULL),
+                   MacAddress::from_u64(0x3333ff000000ULL | low)};
+    (void)port.change_device(id, c);
+  }
+  // ff02::2, all routers: where a router solicitation goes.
+  transmit_bursts(state, port, MacAddress::from_u64(0x333300000002ULL));
+}
+BENCHMARK(BM_GroupNobodyJoined1000);
 
 }  // namespace
 
