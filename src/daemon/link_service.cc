@@ -1250,6 +1250,18 @@ void LinkService::poll_multicast() {
 }
 
 void LinkService::read_multicast(const std::set<ino_t>* only) {
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  // Half a period of slack: the tick that comes one period after a read
+  // finds `due` a little ahead (it counted from after the tick), and
+  // without it every other tick would be skipped.
+  const auto slack = std::chrono::milliseconds(kMcastPollMs / 2);
+  // Nothing due: not even a walk over the devices (a thousand of them cost
+  // as much as the reads themselves). Any change resets next_mcast_poll_.
+  if (only == nullptr) {
+    if (now + slack < next_mcast_poll_) return;
+    next_mcast_poll_ = Clock::time_point::max();  // until a change resets it
+  }
   // One read per namespace that holds an up device.
   std::map<ino_t, std::vector<std::pair<Port*, Device*>>> by_ns;
   for (auto& p : ports_) {
@@ -1259,15 +1271,11 @@ void LinkService::read_multicast(const std::set<ino_t>* only) {
       if (cd != nullptr && cd->up) by_ns[d.ns_inode].emplace_back(p.get(), &d);
     }
   }
-  const auto now = std::chrono::steady_clock::now();
   for (auto& [inode, devs] : by_ns) {
     McastPoll& poll = mcast_polls_[inode];
     // A namespace full of devices is read less often, so that its reads
     // cost at most 1/kMcastPollCostFactor of a core (an event asks at once).
-    // Half a period of slack: the tick that comes one period after a read
-    // finds `due` a little ahead (it counted from after the tick), and
-    // without it every other tick would be skipped.
-    if (only == nullptr && now + std::chrono::milliseconds(kMcastPollMs / 2) < poll.due) continue;
+    if (only == nullptr && now + slack < poll.due) continue;
     io::NetnsFd ns = devs.front().second->io->tap.current_netns();
     if (!ns.valid() || ns.inode() != inode) continue;  // moving: its events will tell
     std::map<int, std::vector<io::MacBytes>> groups;
@@ -1275,8 +1283,8 @@ void LinkService::read_multicast(const std::set<ino_t>* only) {
     // waits a tick to start, and that would stretch 250 ms to 2 s.
     std::chrono::nanoseconds cost{0};
     const int rc = io::read_dev_mcast_all(ns, &groups, &poll.last, &cost);
-    poll.due = now + std::max<std::chrono::steady_clock::duration>(
-                         std::chrono::milliseconds(kMcastPollMs), cost * kMcastPollCostFactor);
+    poll.due = now + std::max<Clock::duration>(std::chrono::milliseconds(kMcastPollMs),
+                                               cost * kMcastPollCostFactor);
     if (rc != 0) continue;  // unreadable, or nothing changed
     static const std::vector<io::MacBytes> kNone;
     for (auto [p, d] : devs) {
@@ -1284,6 +1292,13 @@ void LinkService::read_multicast(const std::set<ino_t>* only) {
       apply_multicast(*p, *d, it == groups.end() ? kNone : it->second);
     }
   }
+  // A change during the pass (apply_multicast() marks its port) reset it:
+  // the next pass then comes at the next tick.
+  if (only != nullptr || next_mcast_poll_ != Clock::time_point::max()) return;
+  // At least once a second all the same, for a change that did not mark.
+  Clock::time_point next = now + std::chrono::milliseconds(4 * kMcastPollMs);
+  for (const auto& [inode, devs] : by_ns) next = std::min(next, mcast_polls_[inode].due);
+  next_mcast_poll_ = next;
 }
 
 // ================================================================ faults

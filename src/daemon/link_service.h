@@ -331,6 +331,7 @@ class LinkService {
   void mark(Port& port) {
     port.published.reset();
     dirty_ = true;
+    next_mcast_poll_ = {};  // a device may have come up, or moved
   }
 
   // ---- start
@@ -354,6 +355,8 @@ class LinkService {
     std::chrono::steady_clock::time_point due;
   };
   std::map<ino_t, McastPoll> mcast_polls_;
+  // The earliest `due` of the last full pass; reset by any change (mark()).
+  std::chrono::steady_clock::time_point next_mcast_poll_{};
   std::vector<std::unique_ptr<Port>> ports_;
   bool dirty_ = true;  // something changed since the last publish()
   bool state_dirty_ = false;
