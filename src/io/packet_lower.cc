@@ -114,16 +114,15 @@ int PacketLower::receive(FrameBatch& batch, bool views) {
   if (ring_ == nullptr) return 0;
   release_views();  // a caller that forgot: never hold the ring forever
   std::uint8_t* const ring = ring_.get();
+  bool losing = false;
   while (!batch.full()) {
     auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(ring + slot_ * kSlotSize);
     const std::uint32_t status = load_acquire(hdr->tp_status);
     if ((status & TP_STATUS_USER) == 0) break;
-    if ((status & TP_STATUS_LOSING) != 0) {
-      // The kernel dropped frames since the last read of the counters (the
-      // ring was full): read them, which clears the mark on later frames.
-      RingStats st;
-      if (read_stats(&st) == 0) batch.dropped_ring_full += st.drops;
-    }
+    // The kernel dropped frames since the last read of its counters (the
+    // ring was full). Under overload every frame may carry the mark: the
+    // counters are read once, after the burst.
+    losing = losing || (status & TP_STATUS_LOSING) != 0;
     const std::uint8_t* data = reinterpret_cast<const std::uint8_t*>(hdr) + hdr->tp_mac;
     const std::size_t caplen = hdr->tp_snaplen;
     const bool tagged = (status & TP_STATUS_VLAN_VALID) != 0;
@@ -180,6 +179,8 @@ int PacketLower::receive(FrameBatch& batch, bool views) {
           .store(TP_STATUS_KERNEL, std::memory_order_release);
     }
   }
+  // Reading the counters resets them, and with them the mark on frames to come.
+  if (RingStats st; losing && read_stats(&st) == 0) batch.dropped_ring_full += st.drops;
   return static_cast<int>(batch.count);
 }
 
