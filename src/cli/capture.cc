@@ -593,14 +593,8 @@ std::string capture_usage() {
 // --------------------------------------------------------------- records
 
 bool decode_hex(std::string_view hex, std::vector<std::uint8_t>* out) {
-  if (hex.size() % 2 != 0) return false;
   std::vector<std::uint8_t> bytes(hex.size() / 2);
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const int hi = core::hex_digit_value(hex[2 * i]);
-    const int lo = core::hex_digit_value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    bytes[i] = static_cast<std::uint8_t>((hi << 4) | lo);
-  }
+  if (!core::decode_hex(hex, bytes)) return false;
   *out = std::move(bytes);
   return true;
 }

@@ -9,6 +9,17 @@ int hex_digit_value(char c) {
   return -1;
 }
 
+bool decode_hex(std::string_view hex, std::span<std::uint8_t> out) {
+  if (hex.size() != 2 * out.size()) return false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = hex_digit_value(hex[2 * i]);
+    const int lo = hex_digit_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
 MacAddress MacAddress::from_bytes(const std::uint8_t* p) {
   std::array<std::uint8_t, kSize> o{};
   for (std::size_t i = 0; i < kSize; ++i) o[i] = p[i];

@@ -12,6 +12,7 @@
 #include <compare>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,9 @@ namespace umacvlan::core {
 
 // The value of one hex digit (either case), -1 for any other character.
 int hex_digit_value(char c);
+// Exactly 2 * out.size() hex digits (either case, no separators) into out,
+// two per octet; false for anything else (out is then unspecified).
+bool decode_hex(std::string_view hex, std::span<std::uint8_t> out);
 
 class MacAddress {
  public:

@@ -274,5 +274,16 @@ TEST(MacOrdering, MatchesTheIntegerOrder) {
   EXPECT_EQ(MacAddress(), MacAddress::from_u64(0));
 }
 
+TEST(DecodeHex, TakesExactlyTwoDigitsPerOctet) {
+  std::array<std::uint8_t, 6> mac{};
+  ASSERT_TRUE(decode_hex("01005E0000fb", mac));
+  EXPECT_EQ(MacAddress(mac).to_string(), "01:00:5e:00:00:fb");
+  EXPECT_FALSE(decode_hex("01005e0000f", mac));    // one digit short
+  EXPECT_FALSE(decode_hex("01005e0000fb0", mac));  // one too many
+  EXPECT_FALSE(decode_hex("01:00:5e:00:0", mac));  // separators are not digits
+  EXPECT_FALSE(decode_hex("01005e0000fg", mac));
+  EXPECT_TRUE(decode_hex("", std::span<std::uint8_t>()));
+}
+
 }  // namespace
 }  // namespace umacvlan::core

@@ -23,6 +23,7 @@
 #include <ctime>
 #include <utility>
 
+#include "core/mac_address.h"
 #include "io/frame_batch.h"
 
 // What the kernel does (checked on 6.18, see netlink_test.cc):
@@ -264,23 +265,9 @@ void put_target(nlmsghdr* nlh, int32_t nsid) {
   if (nsid >= 0) mnl_attr_put_u32(nlh, IFLA_TARGET_NETNSID, static_cast<uint32_t>(nsid));
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // "01005e000001" -> 01:00:5e:00:00:01
 bool parse_hex_mac(const char* hex, std::array<uint8_t, 6>* out) {
-  if (std::strlen(hex) != 2 * out->size()) return false;
-  for (std::size_t i = 0; i < out->size(); ++i) {
-    const int hi = hex_digit(hex[2 * i]);
-    const int lo = hex_digit(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
-  return true;
+  return core::decode_hex(hex, *out);
 }
 
 }  // namespace
@@ -919,8 +906,9 @@ std::chrono::nanoseconds thread_cpu_time() {
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-int parse_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
-                        std::string* previous, std::chrono::nanoseconds* helper_cpu) {
+int read_dev_mcast_all_untimed(const NetnsFd& ns,
+                               std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
+                               std::string* previous, std::chrono::nanoseconds* helper_cpu) {
   std::string text;
   const pid_t caller = ::gettid();
   const int rc = run_in_netns(ns, [&] {
@@ -968,7 +956,7 @@ int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<u
                        std::string* previous, std::chrono::nanoseconds* cpu) {
   const std::chrono::nanoseconds start = thread_cpu_time();
   std::chrono::nanoseconds helper{0};
-  const int rc = parse_dev_mcast_all(ns, out, previous, &helper);
+  const int rc = read_dev_mcast_all_untimed(ns, out, previous, &helper);
   if (cpu != nullptr) *cpu = thread_cpu_time() - start + helper;
   return rc;
 }
