@@ -22,7 +22,7 @@ DEB_PACKAGES = cmake make g++ clang libclang-rt-14-dev pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libspdlog-dev \
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libmnl-dev libnftables-dev liburing-dev libbpf-dev libpcap-dev libcpp-httplib-dev \
   iproute2 iputils-ping iputils-arping iperf3 vde2 tcpdump procps python3 kmod nftables passwd util-linux curl python3-prometheus-client \
-  dnsmasq-base radvd ndisc6 busybox containernetworking-plugins help2man \
+  dnsmasq-base radvd ndisc6 busybox socat containernetworking-plugins help2man \
   libsystemd-dev systemd dpkg-dev file
 
 .PHONY: all deps build product test unit fuzz fuzz-run asan-fuzz asan asan-build soak scenarios conformance cni demo bench install deb clean format

@@ -55,14 +55,7 @@ host_state() {  # the host's addresses, routes and proxy neighbours
 setup() {  # setup IMPL
     umv_set_impl "$1"
     umv_topo_up "ha-$1" || umv_die "topology setup failed"
-    # The lab's namespaces start without IPv6: on, for these.
-    local ns
-    for ns in "$NS_H" "$NS_A" "$NS_B" "$NS_X"; do
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
-            net.ipv6.conf.default.disable_ipv6=0 || umv_die "cannot turn IPv6 on in $ns"
-    done
-    ip netns exec "$NS_H" sysctl -qw net.ipv6.conf.lower0.disable_ipv6=0
-    ip netns exec "$NS_X" sysctl -qw net.ipv6.conf.xeth.disable_ipv6=0
+    umv_topo_ipv6_on
     ip -n "$NS_H" addr add 10.77.0.2/24 dev lower0
     ip -n "$NS_H" addr add fd77::2/64 dev lower0 nodad || umv_die "no IPv6 on lower0"
     ip -n "$NS_X" addr add fd77::1/64 dev xeth nodad || umv_die "no IPv6 on xeth"

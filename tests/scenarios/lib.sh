@@ -299,6 +299,18 @@ umv_topo_up() {
     umv_vlog "topology $tag up (hairpin $hairpin)"
 }
 
+# umv_topo_ipv6_on: IPv6 back on (umv_ns_add turns it off) in the current
+# topology's H, A, B and X, and on lower0 and xeth, for scenarios that need it.
+umv_topo_ipv6_on() {
+    local ns
+    for ns in "$NS_H" "$NS_A" "$NS_B" "$NS_X"; do
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
+            net.ipv6.conf.default.disable_ipv6=0 || umv_die "cannot turn IPv6 on in $ns"
+    done
+    ip netns exec "$NS_H" sysctl -qw net.ipv6.conf.lower0.disable_ipv6=0
+    ip netns exec "$NS_X" sysctl -qw net.ipv6.conf.xeth.disable_ipv6=0
+}
+
 # Tear the current topology down (daemon first, then namespaces).
 umv_topo_down() {
     [ -n "$UMV_TOPO" ] || return 0

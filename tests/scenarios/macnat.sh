@@ -146,13 +146,7 @@ leased() { sed -n 's/.*lease of \([0-9.]*\) obtained.*/\1/p' "$1" | head -1; }
 setup() {  # setup IMPL
     umv_set_impl "$1"
     umv_topo_up "mn-$1" || umv_die "topology setup failed"
-    local ns
-    for ns in "$NS_H" "$NS_A" "$NS_B" "$NS_X"; do
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
-            net.ipv6.conf.default.disable_ipv6=0 || umv_die "cannot turn IPv6 on in $ns"
-    done
-    ip netns exec "$NS_H" sysctl -qw net.ipv6.conf.lower0.disable_ipv6=0
-    ip netns exec "$NS_X" sysctl -qw net.ipv6.conf.xeth.disable_ipv6=0
+    umv_topo_ipv6_on
     ip -n "$NS_X" addr del 10.77.0.1/24 dev xeth
     ip -n "$NS_X" addr add 10.78.0.1/24 dev xeth || umv_die "no IPv4 on xeth"
     ip -n "$NS_X" addr add fd78::1/64 dev xeth nodad || umv_die "no IPv6 on xeth"
