@@ -265,11 +265,6 @@ void put_target(nlmsghdr* nlh, int32_t nsid) {
   if (nsid >= 0) mnl_attr_put_u32(nlh, IFLA_TARGET_NETNSID, static_cast<uint32_t>(nsid));
 }
 
-// "01005e000001" -> 01:00:5e:00:00:01
-bool parse_hex_mac(const char* hex, std::array<uint8_t, 6>* out) {
-  return core::decode_hex(hex, *out);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- RtNetlink
@@ -943,8 +938,8 @@ int read_dev_mcast_all_untimed(const NetnsFd& ns,
     int index = 0;
     char hex[64];
     if (std::sscanf(line.c_str(), "%d %*s %*d %*d %63s", &index, hex) != 2) continue;
-    std::array<uint8_t, 6> mac{};
-    if (parse_hex_mac(hex, &mac)) groups[index].push_back(mac);
+    std::array<uint8_t, 6> mac{};  // "01005e000001" -> 01:00:5e:00:00:01
+    if (core::decode_hex(hex, mac)) groups[index].push_back(mac);
   }
   *out = std::move(groups);
   return 0;
@@ -963,29 +958,16 @@ int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<u
 
 int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_t, 6>>* out) {
   if (ifindex <= 0) return -EINVAL;
-  std::vector<std::array<uint8_t, 6>> groups;
-  const int rc = run_in_netns(ns, [&] {
+  const int known = run_in_netns(ns, [&] {
     char name[IF_NAMESIZE];
-    if (::if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr) {
-      return errno == ENXIO ? -ENODEV : -errno;
-    }
-    // Not /proc/net: that follows the thread-group leader, not this thread.
-    FILE* f = std::fopen("/proc/thread-self/net/dev_mcast", "re");
-    if (f == nullptr) return -errno;
-    // "ifindex name users static-users hexaddress", one group a line.
-    char line[256];
-    while (std::fgets(line, sizeof(line), f) != nullptr) {
-      int index = 0;
-      char hex[64];
-      if (std::sscanf(line, "%d %*s %*d %*d %63s", &index, hex) != 2 || index != ifindex) continue;
-      std::array<uint8_t, 6> mac{};
-      if (parse_hex_mac(hex, &mac)) groups.push_back(mac);
-    }
-    std::fclose(f);
-    return 0;
+    if (::if_indextoname(static_cast<unsigned>(ifindex), name) != nullptr) return 0;
+    return errno == ENXIO ? -ENODEV : -errno;
   });
-  if (rc < 0) return rc;
-  *out = std::move(groups);
+  if (known < 0) return known;
+  std::map<int, std::vector<std::array<uint8_t, 6>>> all;
+  if (const int rc = read_dev_mcast_all(ns, &all); rc < 0) return rc;
+  const auto it = all.find(ifindex);
+  *out = it != all.end() ? std::move(it->second) : std::vector<std::array<uint8_t, 6>>{};
   return 0;
 }
 
