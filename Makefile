@@ -139,7 +139,7 @@ demo: product
 
 bench: product
 	cmake --build $(BUILD) -j $(JOBS) --target umacvlan_core_bench
-	bash bench/run.sh
+	bash bench/run.sh $(BENCH_ARGS)
 
 # The CLI and the daemon in $(PREFIX)/sbin, the CNI plugin as
 # $(PREFIX)/lib/cni/umacvlan, the man page umacvlan(8), the systemd unit

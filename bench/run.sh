@@ -10,7 +10,10 @@
 #     umacvlan_core_bench, Google Benchmark, 0.3 s per case);
 #   - TCP: iperf3 -t --seconds (one stream), device a to device b (bridge
 #     mode), a to the outside host x through the lower, x to a (each run's
-#     retransmissions go into the JSON);
+#     retransmissions go into the JSON), with the congestion control a new
+#     namespace gets (net.ipv4.tcp_congestion_control, the host's; bbr on
+#     this machine) or --cc NAME's (iperf3 -C); the table's header and the
+#     JSON say which;
 #   - 64-byte frames (22 bytes of UDP payload) received per second, a to b
 #     and a to x: bench/udpblast.cc (built into build/bench/ on first use)
 #     sends with sendmmsg(2) as fast as it can for --seconds; the receiver
@@ -62,7 +65,7 @@
 # 1 when a figure could not be measured (the table says "failed"), 2 when
 # the topology or the helpers could not be made.
 #
-# Usage: bench/run.sh [--repeat N] [--seconds N] [--quick]
+# Usage: bench/run.sh [--repeat N] [--seconds N] [--quick] [--cc NAME]
 #                     [--only kernel|umacvlan|vde] [--json PATH]
 # Environment: UMACVLAN_BIN, CORE_BENCH (defaults under build/), BENCH_BUILD
 # (where the helpers are built, build/bench), and the BENCH_* above.
@@ -74,10 +77,12 @@ BENCH_START=$(date +%s)
 
 usage() {
     cat >&2 <<EOF
-usage: $(basename "$0") [--repeat N] [--seconds N] [--quick] [--only kernel|umacvlan|vde] [--json PATH]
+usage: $(basename "$0") [--repeat N] [--seconds N] [--quick] [--cc NAME] [--only kernel|umacvlan|vde] [--json PATH]
   --repeat N   runs per figure, the median is reported (default 3)
   --seconds N  seconds of each TCP and 64-byte run (default 4)
   --quick      skip the scale part (1000 devices)
+  --cc NAME    TCP congestion control of the iperf3 runs (default: a new
+               namespace's, net.ipv4.tcp_congestion_control)
   --only IMPL  measure one implementation
   --json PATH  where to write the JSON (default build/bench-<time>.json)
 EOF
@@ -86,6 +91,7 @@ EOF
 REPEAT=3
 SECS=4
 QUICK=0
+CC=""
 ONLY=""
 JSON_OUT=""
 while [ $# -gt 0 ]; do
@@ -93,6 +99,7 @@ while [ $# -gt 0 ]; do
         --repeat) [ $# -ge 2 ] || { usage; exit 2; }; REPEAT=$2; shift 2 ;;
         --seconds) [ $# -ge 2 ] || { usage; exit 2; }; SECS=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
+        --cc) [ $# -ge 2 ] || { usage; exit 2; }; CC=$2; shift 2 ;;
         --only) [ $# -ge 2 ] || { usage; exit 2; }; ONLY=$2; shift 2 ;;
         --json) [ $# -ge 2 ] || { usage; exit 2; }; JSON_OUT=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -101,6 +108,10 @@ while [ $# -gt 0 ]; do
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat: a positive integer" >&2; exit 2; }
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || { echo "--seconds: a positive integer" >&2; exit 2; }
+if [ -n "$CC" ] && ! tr ' ' '\n' </proc/sys/net/ipv4/tcp_available_congestion_control | grep -qxF -- "$CC"; then
+    echo "--cc: \"$CC\" is not available here ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))" >&2
+    exit 2
+fi
 case "$ONLY" in
     "") IMPLS=(kernel umacvlan vde) ;;
     kernel|umacvlan|vde) IMPLS=("$ONLY") ;;
@@ -330,7 +341,7 @@ run_iperf() {
         umv_kill_pids "$spid"; rec "$fig" "$impl" "$r" failed '{"error": "iperf3 server"}'; return
     fi
     t0=$(fwd_ticks)
-    run_waited timeout $(( SECS + 20 )) ip netns exec "$src" iperf3 -c "$ip" -p "$IPERF_PORT" -t "$SECS" -J \
+    run_waited timeout $(( SECS + 20 )) ip netns exec "$src" iperf3 -c "$ip" -p "$IPERF_PORT" -t "$SECS" ${CC:+-C "$CC"} -J \
         >"$out" 2>"$UMV_TMP/iperf-c.err"
     t1=$(fwd_ticks)
     umv_wait_for 5 eval "! umv_pid_alive $spid"
@@ -546,7 +557,9 @@ umv_topo_up bench || umv_die "topology setup failed"
 NS_V="${UMV_PFX}bench-v"
 umv_ns_add "$NS_V"
 
-say "== ${IMPLS[*]}: $REPEAT repeats, ${SECS} s per TCP and 64-byte run"
+# What the TCP runs use: --cc, or what a new namespace was given.
+TCP_CC=${CC:-$(ip netns exec "$NS_A" cat /proc/sys/net/ipv4/tcp_congestion_control)}
+say "== ${IMPLS[*]}: $REPEAT repeats, ${SECS} s per TCP and 64-byte run, TCP congestion control $TCP_CC${CC:+ (--cc)}"
 for r in $(seq 1 "$REPEAT"); do
     for impl in "${IMPLS[@]}"; do basic_round "$impl" "$r"; done
 done
@@ -570,6 +583,7 @@ META="$UMV_TMP/meta.json"
     "umacvlan_bin_commit=$( [ -n "$UMV_BIN_PATH" ] && git -C "$(dirname "$UMV_BIN_PATH")" describe --always --dirty 2>/dev/null)" \
     "iperf3=$(iperf3 --version 2>/dev/null | head -1)" \
     "impls=${IMPLS[*]}" "repeat=$REPEAT" "seconds=$SECS" "quick=$QUICK" \
+    "tcp_congestion_control=$TCP_CC${CC:+ (--cc)}" \
     "scale_devices=$SCALE_N" "step_timeout_s=$STEP_TIMEOUT" \
     "bcast_rate=$BCAST_RATE" "bcast_seconds=$BCAST_SECONDS" \
     "pings=$PINGS" "ping_interval_s=$PING_INTERVAL" "idle_seconds=$IDLE_SECONDS" \
@@ -578,7 +592,7 @@ META="$UMV_TMP/meta.json"
     "duration_s=$(( $(date +%s) - BENCH_START ))" >"$META"
 
 say ""
-say "== results: medians of $REPEAT (ratios: umacvlan's figure over the other's)"
+say "== results: medians of $REPEAT, TCP with $TCP_CC (ratios: umacvlan's figure over the other's)"
 mkdir -p "$(dirname "$JSON_OUT")"
 "$UMV_PYTHON" "$BENCH_DIR/report.py" table "$RAW" "$CORE_JSON" "$META" "$JSON_OUT" ||
     umv_die "report failed"
