@@ -10,9 +10,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "core/macnat.h"
+#include "daemon/steer_policy.h"
 #include "io/uring.h"
 
 namespace umacvlan::daemon {
@@ -458,12 +460,45 @@ void Dataplane::rebalance(std::chrono::steady_clock::time_point now) {
       ns + std::chrono::nanoseconds(std::chrono::milliseconds(kLoadSampleMs)).count(),
       std::memory_order_relaxed);
   if (load_.sample(&busy_) < 0) return;
+  // Each worker's share of the time since the last sample (its turns with
+  // work), to tell a CPU saturated by its worker from one saturated by
+  // something else.
+  const std::size_t nw = workers_.size();
+  if (worker_busy_ns_.size() != nw) {
+    worker_busy_ns_.assign(nw, 0);
+    worker_share_.assign(nw, 0.0);
+  }
+  for (std::size_t w = 0; w < nw; ++w) {
+    const std::uint64_t b = relaxed(workers_[w]->fwd.counters().busy_ns);
+    worker_share_[w] = last_sample_ns_ > 0 && ns > last_sample_ns_
+                           ? static_cast<double>(b - worker_busy_ns_[w]) /
+                                 static_cast<double>(ns - last_sample_ns_)
+                           : 0.0;
+    worker_busy_ns_[w] = b;
+  }
+  last_sample_ns_ = ns;
+  if (saturated_.size() != busy_.size()) saturated_.assign(busy_.size(), 0);
   for (std::size_t c = 0; c < busy_.size(); ++c) {
-    if (busy_[c] < 0) continue;
     if (busy_[c] >= kSaturatedBusy) {
-      steering_.set_spread(c, true);
-    } else if (busy_[c] < kCalmBusy) {
-      steering_.set_spread(c, false);
+      saturated_[c] = 1;
+    } else if (busy_[c] >= 0 && busy_[c] < kCalmBusy) {
+      saturated_[c] = 0;
+    }
+  }
+  own_.resize(busy_.size());
+  away_.resize(busy_.size());
+  for (std::size_t c = 0; c < busy_.size(); ++c) {
+    own_[c] = steering_.queue(c);
+    away_[c] = steering_.away(c);
+  }
+  const auto next =
+      decide_steering(SteerSample{busy_, saturated_, worker_share_, worker_cpus_, own_, away_});
+  for (std::size_t c = 0; c < next.size(); ++c) {
+    if (next[c] == away_[c]) continue;
+    if (next[c]) {
+      steering_.set_away(c, *next[c]);
+    } else {
+      steering_.set_calm(c);
     }
   }
 }
@@ -637,7 +672,8 @@ void Dataplane::run(Worker& w) {
       steer = ", each worker pinned to a CPU (";
       for (std::size_t i = 0; i < worker_cpus_.size(); ++i)
         steer += (i > 0 ? ", " : "") + std::to_string(worker_cpus_[i]);
-      steer += ") takes the frames that arrive there, by flow while that CPU is saturated";
+      steer +=
+          ") takes the frames that arrive there, those of a saturated CPU go to one that is not";
     } else if (workers_.size() > 1) {
       steer = worker_cpus_.empty() ? ", frames to workers by flow"
                                    : ", workers pinned to CPUs, frames to them by flow";

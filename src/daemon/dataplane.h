@@ -29,7 +29,7 @@
 //   others.
 // - Which worker a frame reaches is the kernel's choice, steered (Steer
 //   below): by default each worker is pinned to a CPU and gets the frames
-//   that arrive on it, by flow while that CPU is saturated.
+//   that arrive on it; a saturated CPU's go to a CPU with time to spare.
 // - Counters are per worker (single writer, cache-line apart); the control
 //   path sums them (device_counters(), port_counters()). Nothing on the data
 //   path allocates per frame, logs, or waits for a lock (the CPU-load look
@@ -63,6 +63,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -233,10 +234,12 @@ enum class TapIo : std::uint8_t { kAuto, kSyscalls, kUring };
 
 // Which worker gets a frame (with two workers or more):
 // - kAdaptive: each worker is pinned to a CPU of its own, and a flow's
-//   frames go to the worker of the CPU its first frame arrived on, or by
-//   flow hash while that CPU is saturated; a flow keeps its worker while it
-//   sends (io/steering.h). The workers look at the CPUs' load
-//   (/proc/stat) at most every kLoadSampleMs, only while they have work.
+//   frames go to the worker of the CPU its first frame arrived on, or, while
+//   that CPU is saturated and its worker takes a good share of it, to the
+//   worker of the least busy CPU that is not saturated; a flow keeps its
+//   worker while it sends (io/steering.h, steer_policy.h). The workers
+//   look at the CPUs' load (/proc/stat) at most every kLoadSampleMs, only
+//   while they have work.
 // - kFlow: by flow hash (TUN's queue choice, PACKET_FANOUT_HASH), workers
 //   wherever the scheduler puts them.
 enum class Steer : std::uint8_t { kAdaptive, kFlow };
@@ -283,8 +286,9 @@ class Dataplane {
   int worker_cpu(std::size_t w) const;
 
   static constexpr int kLoadSampleMs = 20;
-  // A CPU busier than this spreads its frames by flow; one less busy than
-  // kCalmBusy goes back to its own worker.
+  // A CPU busier than this is saturated, one less busy than kCalmBusy no
+  // longer; decide_steering() (steer_policy.h) decides where a saturated
+  // CPU's frames go.
   static constexpr double kSaturatedBusy = 0.9;
   static constexpr double kCalmBusy = 0.6;
 
@@ -315,6 +319,12 @@ class Dataplane {
   std::mutex load_mutex_;  // try_lock only: one sampler at a time
   io::CpuLoad load_;
   std::vector<double> busy_;
+  std::vector<std::uint8_t> saturated_;  // per CPU, with hysteresis (kSaturatedBusy, kCalmBusy)
+  std::vector<std::uint32_t> own_;       // per CPU: its worker (steering's table)
+  std::vector<std::optional<std::uint32_t>> away_;  // per CPU: where it sends now
+  std::vector<std::uint64_t> worker_busy_ns_;       // per worker, at the last sample
+  std::vector<double> worker_share_;                // per worker, since the sample before
+  std::int64_t last_sample_ns_ = 0;
   std::atomic<std::int64_t> next_sample_ns_{0};
 
   std::mutex view_mutex_;

@@ -115,8 +115,8 @@ int daemon_main(int argc, char** argv) {
   std::string steer = "adaptive";
   app.add_option("--steer", steer,
                  "which worker gets a frame: adaptive (each worker pinned to a CPU takes the "
-                 "frames that arrive on it, by flow while that CPU is saturated), flow (by flow "
-                 "hash, workers unpinned)")
+                 "frames that arrive on it, a saturated CPU's go to one that is not), flow "
+                 "(by flow hash, workers unpinned)")
       ->envname("UMACVLAN_STEER")
       ->check(CLI::IsMember({"adaptive", "flow"}))
       ->capture_default_str();

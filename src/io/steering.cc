@@ -17,13 +17,16 @@
 namespace umacvlan::io {
 namespace {
 
-// A CPU's entry in the CPU map (the program reads it at these offsets).
+// A CPU's entry in the CPU map (the program reads it at these offsets):
+// its queue, and its state: kCalm, or kAway + the queue its frames go to.
 constexpr std::int16_t kQueueOffset = 0;
-constexpr std::int16_t kSpreadOffset = 4;
+constexpr std::int16_t kStateOffset = 4;
+constexpr std::uint32_t kCalm = 0;
+constexpr std::uint32_t kAway = 1;
 constexpr std::uint32_t kValueSize = 8;
 constexpr std::uint32_t kWordsPerValue = kValueSize / sizeof(std::uint32_t);
 constexpr std::uint32_t kQueueWord = kQueueOffset / sizeof(std::uint32_t);
-constexpr std::uint32_t kSpreadWord = kSpreadOffset / sizeof(std::uint32_t);
+constexpr std::uint32_t kStateWord = kStateOffset / sizeof(std::uint32_t);
 // A flow's entry in the flow map: the value the program returned for it,
 // when it last sent, when it got that value.
 constexpr std::int16_t kFlowQueue = 0;
@@ -121,16 +124,17 @@ class Program {
 // r0 = what the frame's queue is taken from (TUN and fanout take it modulo
 // their count):
 //   c = cpu_map[smp_processor_id()]
-//   choice = c.spread && skb->hash ? skb->hash : c.queue
+//   choice = c.state >= kAway ? c.state - kAway : c.queue
 //   no hash: choice
-//   a flow idle for gap_ns or new: remember choice, return it
-//   else its remembered value, except that a flow sent on a saturated CPU
-//   moves to its hash once, hold_ns after it got its value
+//   a new flow, or one idle for gap_ns on a calm CPU: remember choice,
+//   return it
+//   else its remembered value, except that a flow sent on a CPU that sends
+//   away moves to choice if it got its value more than hold_ns ago
 std::vector<bpf_insn> program(int cpu_map, int flow_map, const Steering::Options& o) {
-  enum { kChosen, kKeep, kReset, kInsert, kReturn };
+  enum { kChosen, kSent, kKeep, kReset, kInsert, kReturn };
   constexpr std::int16_t kHash = offsetof(__sk_buff, hash);
   constexpr auto r0 = BPF_REG_0, r1 = BPF_REG_1, r2 = BPF_REG_2, r3 = BPF_REG_3, r4 = BPF_REG_4;
-  constexpr auto hash = BPF_REG_6, choice = BPF_REG_7, now = BPF_REG_8, spread = BPF_REG_9;
+  constexpr auto hash = BPF_REG_6, choice = BPF_REG_7, now = BPF_REG_8, state = BPF_REG_9;
   constexpr auto fp = BPF_REG_10;
   const auto gap = static_cast<std::int32_t>(o.gap_ns);
   const auto hold = static_cast<std::int32_t>(o.hold_ns);
@@ -138,24 +142,24 @@ std::vector<bpf_insn> program(int cpu_map, int flow_map, const Steering::Options
   p << load(BPF_W, hash, r1, kHash) << call(BPF_FUNC_ktime_get_ns) << mov(now, r0)
     << call(BPF_FUNC_get_smp_processor_id) << store(BPF_W, fp, -4, r0);
   p.load_map(r1, cpu_map) << mov(r2, fp) << add_imm(r2, -4) << call(BPF_FUNC_map_lookup_elem)
-                          << mov_imm(choice, 0) << mov_imm(spread, 0);
+                          << mov_imm(choice, 0) << mov_imm(state, static_cast<std::int32_t>(kCalm));
   p.jump_if(BPF_JEQ, r0, 0, kChosen)
-      << load(BPF_W, choice, r0, kQueueOffset) << load(BPF_W, spread, r0, kSpreadOffset);
-  p.jump_if(BPF_JEQ, spread, 0, kChosen).jump_if(BPF_JEQ, hash, 0, kChosen) << mov(choice, hash);
+      << load(BPF_W, choice, r0, kQueueOffset) << load(BPF_W, state, r0, kStateOffset);
+  constexpr auto away = static_cast<std::int32_t>(kAway);
+  p.jump_if(BPF_JLT, state, away, kChosen) << mov(choice, state) << add_imm(choice, -away);
   p.here(kChosen).jump_if(BPF_JEQ, hash, 0, kReturn) << store(BPF_W, fp, -8, hash);
   p.load_map(r1, flow_map) << mov(r2, fp) << add_imm(r2, -8) << call(BPF_FUNC_map_lookup_elem);
   p.jump_if(BPF_JEQ, r0, 0, kInsert)
       << load(BPF_DW, r1, r0, kFlowLast) << store(BPF_DW, r0, kFlowLast, now) << mov(r2, now)
       << sub(r2, r1);
-  p.jump_if(BPF_JSGT, r2, gap, kReset) << load(BPF_W, r1, r0, kFlowQueue);
-  p.jump_if(BPF_JEQ, spread, 0, kKeep).jump_if_reg(BPF_JEQ, r1, hash, kKeep)
+  p.jump_if(BPF_JSLE, r2, gap, kSent).jump_if(BPF_JLT, state, away, kReset);
+  p.here(kSent) << load(BPF_W, r1, r0, kFlowQueue);
+  p.jump_if(BPF_JLT, state, away, kKeep).jump_if_reg(BPF_JEQ, r1, choice, kKeep)
       << load(BPF_DW, r2, r0, kFlowSince) << mov(r3, now) << sub(r3, r2);
-  p.jump_if(BPF_JSLE, r3, hold, kKeep)
-      << store(BPF_W, r0, kFlowQueue, hash) << store(BPF_DW, r0, kFlowSince, now) << mov(r0, hash)
-      << exit_insn();
-  p.here(kKeep) << mov(r0, r1) << exit_insn();
+  p.jump_if(BPF_JSLE, r3, hold, kKeep);
   p.here(kReset) << store(BPF_W, r0, kFlowQueue, choice) << store(BPF_DW, r0, kFlowSince, now);
   p.jump(kReturn);
+  p.here(kKeep) << mov(r0, r1) << exit_insn();
   p.here(kInsert) << store(BPF_W, fp, -32, choice) << store_imm(BPF_W, fp, -28, 0)
                   << store(BPF_DW, fp, -24, now) << store(BPF_DW, fp, -16, now);
   p.load_map(r1, flow_map) << mov(r2, fp) << add_imm(r2, -8) << mov(r3, fp) << add_imm(r3, -32)
@@ -206,7 +210,7 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
     s.values_.get()[c * kWordsPerValue + kQueueWord] =
         c < queue_of_cpu.size() ? queue_of_cpu[c]
                                 : c % static_cast<std::uint32_t>(queue_of_cpu.size());
-    s.values_.get()[c * kWordsPerValue + kSpreadWord] = 0;
+    s.values_.get()[c * kWordsPerValue + kStateWord] = kCalm;
   }
   s.flows_.reset(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "umv_flows", sizeof(std::uint32_t),
                                 kFlowValueSize, kFlows, nullptr));
@@ -240,16 +244,30 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
   return 0;
 }
 
-void Steering::set_spread(std::size_t cpu, bool spread) {
-  if (!values_ || cpu >= cpus_) return;
-  std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kSpreadWord])
-      .store(spread ? 1 : 0, std::memory_order_relaxed);
+std::uint32_t Steering::queue(std::size_t cpu) const {
+  if (!values_ || cpu >= cpus_) return 0;
+  return values_.get()[cpu * kWordsPerValue + kQueueWord];
 }
 
-bool Steering::spread(std::size_t cpu) const {
-  if (!values_ || cpu >= cpus_) return false;
-  return std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kSpreadWord])
-             .load(std::memory_order_relaxed) != 0;
+void Steering::set_calm(std::size_t cpu) {
+  if (!values_ || cpu >= cpus_) return;
+  std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kStateWord])
+      .store(kCalm, std::memory_order_relaxed);
+}
+
+void Steering::set_away(std::size_t cpu, std::uint32_t to) {
+  if (!values_ || cpu >= cpus_ || to >= kMaxQueue) return;
+  std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kStateWord])
+      .store(kAway + to, std::memory_order_relaxed);
+}
+
+std::optional<std::uint32_t> Steering::away(std::size_t cpu) const {
+  if (!values_ || cpu >= cpus_) return std::nullopt;
+  const std::uint32_t state =
+      std::atomic_ref<std::uint32_t>(values_.get()[cpu * kWordsPerValue + kStateWord])
+          .load(std::memory_order_relaxed);
+  if (state < kAway) return std::nullopt;
+  return state - kAway;
 }
 
 }  // namespace umacvlan::io

@@ -1,6 +1,6 @@
 // Steering against a real multi-queue TAP and a real fanout group (root):
-// the queue a frame lands on is its CPU's while that CPU is calm, and
-// spread by flow while it is marked saturated.
+// the queue a frame lands on is its CPU's while that CPU is calm, and the
+// one it is saturated towards while it is marked saturated.
 #include "io/steering.h"
 
 #include <arpa/inet.h>
@@ -82,23 +82,27 @@ TEST_F(SteeringTest, OpenRefusesAnEmptyQueueTable) {
   EXPECT_FALSE(s.valid());
 }
 
-TEST_F(SteeringTest, SpreadFlagsAreKeptPerCpu) {
-  const std::vector<std::uint32_t> table{0, 1};
+TEST_F(SteeringTest, StatesAreKeptPerCpu) {
+  const std::vector<std::uint32_t> table{1, 0};
   Steering s;
   std::string why;
   ASSERT_EQ(Steering::open(table, &s, &why), 0) << why;
   ASSERT_TRUE(s.valid());
   ASSERT_GE(s.cpus(), 1u);
-  EXPECT_FALSE(s.spread(0));
-  s.set_spread(0, true);
-  EXPECT_TRUE(s.spread(0));
+  EXPECT_EQ(s.queue(0), 1u);
+  EXPECT_FALSE(s.away(0));
+  s.set_away(0, 0);
+  EXPECT_EQ(s.away(0), std::optional<std::uint32_t>(0));
+  s.set_away(0, Steering::kMaxQueue);  // out of range: ignored
+  EXPECT_EQ(s.away(0), std::optional<std::uint32_t>(0));
   if (s.cpus() > 1) {
-    EXPECT_FALSE(s.spread(1));
+    EXPECT_EQ(s.queue(1), 0u);
+    EXPECT_FALSE(s.away(1));
   }
-  s.set_spread(0, false);
-  EXPECT_FALSE(s.spread(0));
-  s.set_spread(s.cpus(), true);  // past the end: ignored
-  EXPECT_FALSE(s.spread(s.cpus()));
+  s.set_calm(0);
+  EXPECT_FALSE(s.away(0));
+  s.set_away(s.cpus(), 1);  // past the end: ignored
+  EXPECT_FALSE(s.away(s.cpus()));
 }
 
 // A two-queue TAP in the test's namespace with an address and a neighbour,
@@ -170,9 +174,9 @@ class SteeringTapTest : public SteeringTest {
   Steering steering_;
 };
 
-// New flows from one CPU: all on that CPU's queue while it is calm, on
-// both queues (by their hashes) while it is marked saturated.
-TEST_F(SteeringTapTest, NewFlowsTakeTheSendersCpuQueueThenTheirHashWhenSaturated) {
+// New flows from one CPU: all on that CPU's queue while it is calm, all on
+// the queue it sends away to while it does.
+TEST_F(SteeringTapTest, NewFlowsTakeTheSendersCpuQueueOrWhereItSendsThemAway) {
   steer(Steering::Options{});
   const int cpu = cpus_.back();
   const std::size_t want = queue_of(cpu);
@@ -181,15 +185,14 @@ TEST_F(SteeringTapTest, NewFlowsTakeTheSendersCpuQueueThenTheirHashWhenSaturated
   EXPECT_EQ(calm[want], 32) << "every flow on CPU " << cpu << "'s queue " << want;
   EXPECT_EQ(calm[1 - want], 0);
 
-  steering_.set_spread(static_cast<std::size_t>(cpu), true);
-  const auto spread = send_from(cpu, flows(32, 4002), 4002);
-  EXPECT_EQ(spread[0] + spread[1], 32);
-  EXPECT_GT(spread[0], 0) << "spread by flow hash: both queues get some";
-  EXPECT_GT(spread[1], 0);
+  steering_.set_away(static_cast<std::size_t>(cpu), static_cast<std::uint32_t>(1 - want));
+  const auto away = send_from(cpu, flows(32, 4002), 4002);
+  EXPECT_EQ(away[1 - want], 32) << "sent away: every new flow on queue " << 1 - want;
+  EXPECT_EQ(away[want], 0);
 
-  steering_.set_spread(static_cast<std::size_t>(cpu), false);
+  steering_.set_calm(static_cast<std::size_t>(cpu));
   const auto back = send_from(cpu, flows(32, 4003), 4003);
-  EXPECT_EQ(back[want], 32) << "calm again: new flows back on the CPU's queue";
+  EXPECT_EQ(back[want], 32) << "calm again: new flows on the CPU's queue";
 }
 
 // A flow that goes on sending keeps its queue when it sends from another
@@ -212,21 +215,52 @@ TEST_F(SteeringTapTest, AFlowKeepsItsQueueAcrossCpusUntilItFallsSilent) {
   EXPECT_EQ(send_from(b, fresh, 4012)[queue_of(b)], 8) << "silent long enough: CPU " << b;
 }
 
-// Flows that started on a calm CPU move to their hash once that CPU is
-// saturated (hold 0 here), and stay there when it calms down again.
-TEST_F(SteeringTapTest, FlowsOfASaturatedCpuMoveToTheirHashOnce) {
+// Flows that started on a calm CPU move to the queue it sends away to
+// (hold 0 here), and stay there when it calms down again.
+TEST_F(SteeringTapTest, FlowsOfACpuThatSendsAwayMoveThere) {
   constexpr std::uint64_t kLong = 2000000000;
   steer(Steering::Options{kLong, 0});
   const int cpu = cpus_.back();
+  const std::size_t own = queue_of(cpu);
   const auto fds = flows(32, 4021);
-  EXPECT_EQ(send_from(cpu, fds, 4021)[queue_of(cpu)], 32);
-  steering_.set_spread(static_cast<std::size_t>(cpu), true);
+  EXPECT_EQ(send_from(cpu, fds, 4021)[own], 32);
+  steering_.set_away(static_cast<std::size_t>(cpu), static_cast<std::uint32_t>(1 - own));
   const auto moved = send_from(cpu, fds, 4021);
-  EXPECT_EQ(moved[0] + moved[1], 32);
-  EXPECT_GT(moved[0], 0) << "moved to their hashes: both queues get some";
-  EXPECT_GT(moved[1], 0);
-  steering_.set_spread(static_cast<std::size_t>(cpu), false);
+  EXPECT_EQ(moved[1 - own], 32) << "moved off CPU " << cpu << "'s queue";
+  steering_.set_calm(static_cast<std::size_t>(cpu));
   EXPECT_EQ(send_from(cpu, fds, 4021), moved) << "no move back while they send";
+}
+
+// A flow that moved moves again, from whichever CPU it sends on, when that
+// CPU sends it elsewhere (hold 0 here: at once).
+TEST_F(SteeringTapTest, AMovedFlowFollowsTheCpuItSendsOn) {
+  if (cpus_.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const int a = cpus_[0];
+  const int b = cpus_[1];
+  ASSERT_NE(queue_of(a), queue_of(b));
+  constexpr std::uint64_t kLong = 2000000000;
+  steer(Steering::Options{kLong, 0});
+  const auto fds = flows(8, 4031);
+  EXPECT_EQ(send_from(a, fds, 4031)[queue_of(a)], 8);
+  steering_.set_away(static_cast<std::size_t>(a), static_cast<std::uint32_t>(queue_of(b)));
+  EXPECT_EQ(send_from(a, fds, 4031)[queue_of(b)], 8) << "moved to CPU " << b << "'s queue";
+  EXPECT_EQ(send_from(b, fds, 4031)[queue_of(b)], 8) << "calm CPU " << b << ": kept";
+  steering_.set_away(static_cast<std::size_t>(b), static_cast<std::uint32_t>(queue_of(a)));
+  EXPECT_EQ(send_from(b, fds, 4031)[queue_of(a)], 8) << "sent away from CPU " << b;
+}
+
+// On a CPU that sends away, a flow's silence changes nothing (gap 0 here:
+// every frame comes after one): before hold_ns it keeps its queue, where a
+// calm CPU's flows choose again.
+TEST_F(SteeringTapTest, OnACpuThatSendsAwayASilenceKeepsTheFlowsQueue) {
+  constexpr std::uint64_t kLong = 2000000000;
+  steer(Steering::Options{0, kLong});
+  const int cpu = cpus_.back();
+  const std::size_t own = queue_of(cpu);
+  const auto fds = flows(8, 4041);
+  EXPECT_EQ(send_from(cpu, fds, 4041)[own], 8);
+  steering_.set_away(static_cast<std::size_t>(cpu), static_cast<std::uint32_t>(1 - own));
+  EXPECT_EQ(send_from(cpu, fds, 4041)[own], 8) << "kept: not hold_ns on the queue yet";
 }
 
 TEST_F(SteeringTest, OpenRefusesTimesTheProgramCannotHold) {
