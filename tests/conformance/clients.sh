@@ -61,7 +61,10 @@ RADVD=${UMV_RADVD:-/usr/sbin/radvd}
 for t in "$DNSMASQ" "$RADVD" rdisc6 busybox iperf3 ping sysctl ss; do
     command -v "$t" >/dev/null 2>&1 || umv_die "missing tool: $t"
 done
-busybox --list 2>/dev/null | grep -qx udhcpc || umv_die "missing tool: busybox udhcpc"
+# Not grep -q: busybox writes the list one applet per write(2), and a grep
+# that quits at the match kills it with SIGPIPE, which pipefail reports as
+# a failure (1 run in 200 here, more under load).
+busybox --list 2>/dev/null | grep -x udhcpc >/dev/null || umv_die "missing tool: busybox udhcpc"
 
 IPERF_T=2            # seconds per iperf3 run
 MC_N=4               # datagrams x sends to the group
