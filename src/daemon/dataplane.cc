@@ -441,6 +441,7 @@ void Dataplane::set_up_steering(std::size_t workers) {
     spdlog::warn("dataplane: no steering by CPU ({}); frames go to the workers by flow", why);
     return;
   }
+  for (std::size_t c = 0; c < steering_.cpus(); ++c) own_.push_back(steering_.queue(c));
   if (const int rc = load_.open(); rc < 0) {
     spdlog::warn("dataplane: cannot read /proc/stat ({}): frames always go to their CPU's worker",
                  std::strerror(-rc));
@@ -485,12 +486,8 @@ void Dataplane::rebalance(std::chrono::steady_clock::time_point now) {
       saturated_[c] = 0;
     }
   }
-  own_.resize(busy_.size());
   away_.resize(busy_.size());
-  for (std::size_t c = 0; c < busy_.size(); ++c) {
-    own_[c] = steering_.queue(c);
-    away_[c] = steering_.away(c);
-  }
+  for (std::size_t c = 0; c < busy_.size(); ++c) away_[c] = steering_.away(c);
   const auto next =
       decide_steering(SteerSample{busy_, saturated_, worker_share_, worker_cpus_, own_, away_});
   for (std::size_t c = 0; c < next.size(); ++c) {

@@ -320,7 +320,7 @@ class Dataplane {
   io::CpuLoad load_;
   std::vector<double> busy_;
   std::vector<std::uint8_t> saturated_;  // per CPU, with hysteresis (kSaturatedBusy, kCalmBusy)
-  std::vector<std::uint32_t> own_;       // per CPU: its worker (steering's table)
+  std::vector<std::uint32_t> own_;       // per CPU: its worker (steering's table, set once)
   std::vector<std::optional<std::uint32_t>> away_;  // per CPU: where it sends now
   std::vector<std::uint64_t> worker_busy_ns_;       // per worker, at the last sample
   std::vector<double> worker_share_;                // per worker, since the sample before
