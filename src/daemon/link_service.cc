@@ -22,10 +22,12 @@ using control::Reply;
 // How long a removal waits for the workers to let go of a device.
 constexpr int kReleaseTimeoutMs = 2000;
 // Multicast lists are read at most this often per namespace, and less often
-// where one read costs more CPU time than 1/kMcastPollCostFactor of the time
-// between reads (a namespace of a thousand devices).
+// when the reads of all namespaces together would cost more than
+// 1/kMcastPollCostFactor of a core: a namespace whose read took C of CPU
+// time, with N namespaces to read, waits max(kMcastPollMs, C * factor * N)
+// (a namespace of a thousand devices; a thousand containers of one each).
 constexpr long kMcastPollMs = 250;
-constexpr int kMcastPollCostFactor = 500;
+constexpr int kMcastPollCostFactor = 250;
 constexpr int32_t kNoNsid = -2;
 
 Reply failure(int err, std::string message = {}) {
@@ -521,7 +523,7 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     if (!config_.state_path.empty() && save_state(config_.state_path, journal, &error) < 0)
       spdlog::warn("state: {}", error);
   }
-  // Made right in the caller's namespace, in one helper thread there: no
+  // Made right in the caller's namespace (run_in_netns() goes there): no
   // move, which would wait for an RCU grace period. The TAP's fds keep that
   // namespace alive; the NetnsWatch says when nothing else does
   // (on_orphaned()), and the device then goes as it would with the kernel.
@@ -1264,17 +1266,21 @@ void LinkService::read_multicast(const std::set<ino_t>* only) {
   }
   // One read per namespace that holds an up device.
   std::map<ino_t, std::vector<std::pair<Port*, Device*>>> by_ns;
+  std::set<ino_t> all_ns;
   for (auto& p : ports_) {
     for (auto& [id, d] : p->devices) {
       const core::Device* cd = p->core.device(id);
-      if (only != nullptr && only->count(d.ns_inode) == 0) continue;
-      if (cd != nullptr && cd->up) by_ns[d.ns_inode].emplace_back(p.get(), &d);
+      if (cd == nullptr || !cd->up) continue;
+      all_ns.insert(d.ns_inode);
+      if (only == nullptr || only->count(d.ns_inode) != 0)
+        by_ns[d.ns_inode].emplace_back(p.get(), &d);
     }
   }
   for (auto& [inode, devs] : by_ns) {
     McastPoll& poll = mcast_polls_[inode];
-    // A namespace full of devices is read less often, so that its reads
-    // cost at most 1/kMcastPollCostFactor of a core (an event asks at once).
+    // With many devices or many namespaces each is read less often, so that
+    // all reads cost at most 1/kMcastPollCostFactor of a core (an event in
+    // a namespace asks for its read at once).
     if (only == nullptr && now + slack < poll.due) continue;
     io::NetnsFd ns = devs.front().second->io->tap.current_netns();
     if (!ns.valid() || ns.inode() != inode) continue;  // moving: its events will tell
@@ -1283,8 +1289,9 @@ void LinkService::read_multicast(const std::set<ino_t>* only) {
     // waits a tick to start, and that would stretch 250 ms to 2 s.
     std::chrono::nanoseconds cost{0};
     const int rc = io::read_dev_mcast_all(ns, &groups, &poll.last, &cost);
-    poll.due = now + std::max<Clock::duration>(std::chrono::milliseconds(kMcastPollMs),
-                                               cost * kMcastPollCostFactor);
+    poll.due = now + std::max<Clock::duration>(
+                         std::chrono::milliseconds(kMcastPollMs),
+                         cost * kMcastPollCostFactor * static_cast<long>(all_ns.size()));
     if (rc != 0) continue;  // unreadable, or nothing changed
     static const std::vector<io::MacBytes> kNone;
     for (auto [p, d] : devs) {

@@ -41,7 +41,7 @@
 //   never reach other namespaces: the monitor turns the RTM_DELNSID into the
 //   "namespace gone" event.
 // - /proc/net is a link to /proc/self/net, and "self" is the thread-group
-//   leader: a helper thread that setns()'d elsewhere still reads the main
+//   leader: a thread that setns()'d elsewhere still reads the main
 //   thread's namespace there. /proc/thread-self/net follows the thread.
 // - do_setlink() applies IFLA_ADDRESS, then IFLA_MTU, then the flags, and does
 //   not undo the earlier ones when a later one fails.
@@ -903,9 +903,8 @@ std::chrono::nanoseconds thread_cpu_time() {
 
 int read_dev_mcast_all_untimed(const NetnsFd& ns,
                                std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
-                               std::string* previous, std::chrono::nanoseconds* helper_cpu) {
+                               std::string* previous) {
   std::string text;
-  const pid_t caller = ::gettid();
   const int rc = run_in_netns(ns, [&] {
     // Not /proc/net: that follows the thread-group leader, not this thread.
     const int fd = ::open("/proc/thread-self/net/dev_mcast", O_RDONLY | O_CLOEXEC);
@@ -918,8 +917,6 @@ int read_dev_mcast_all_untimed(const NetnsFd& ns,
       text.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
-    // A helper thread's whole life is this read (setns included).
-    if (::gettid() != caller) *helper_cpu = thread_cpu_time();
     return 0;
   });
   if (rc < 0) return rc;
@@ -950,9 +947,8 @@ int read_dev_mcast_all_untimed(const NetnsFd& ns,
 int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
                        std::string* previous, std::chrono::nanoseconds* cpu) {
   const std::chrono::nanoseconds start = thread_cpu_time();
-  std::chrono::nanoseconds helper{0};
-  const int rc = read_dev_mcast_all_untimed(ns, out, previous, &helper);
-  if (cpu != nullptr) *cpu = thread_cpu_time() - start + helper;
+  const int rc = read_dev_mcast_all_untimed(ns, out, previous);
+  if (cpu != nullptr) *cpu = thread_cpu_time() - start;
   return rc;
 }
 

@@ -29,7 +29,7 @@
 //   those of the namespace the device lives in: for an event from another
 //   namespace, IFLA_LINK_NETNSID is an id in *that* namespace's table.
 // - Never: changes a device it was not asked to, or moves the calling thread
-//   into another namespace (helper threads do that). LinkMonitor never waits
+//   into another namespace for longer than a call (run_in_netns()). LinkMonitor never waits
 //   for events; the only request it makes is one local RTM_GETNSID the first
 //   time it sees a namespace id.
 #pragma once
@@ -273,16 +273,16 @@ class LinkMonitor {
 
 // The link-layer multicast list of device ifindex in namespace ns (what
 // `ip maddr show dev X` lists as "link"): /proc/thread-self/net/dev_mcast read
-// by a helper thread inside ns. -ENODEV if ns has no such device; an empty
+// inside ns (run_in_netns()). -ENODEV if ns has no such device; an empty
 // list for a device without groups.
 int read_dev_mcast(const NetnsFd& ns, int ifindex, std::vector<std::array<uint8_t, 6>>* out);
 // The same for every device of ns at once, by ifindex (devices without
 // groups are absent): one read of dev_mcast. When previous is given and the
 // file reads exactly as *previous did, *out is left alone and 1 returned
 // (nothing changed; parsing skipped); *previous then holds what was read.
-// When cpu is given it receives the CPU time the call used, in the helper
-// thread and in the caller's: unlike the wall time, it does not grow while
-// the threads wait for a busy CPU (a thread start then waits a tick, ~4 ms).
+// When cpu is given it receives the CPU time the call used (the calling
+// thread's): unlike the wall time, it does not grow while the thread waits
+// for a busy CPU.
 int read_dev_mcast_all(const NetnsFd& ns, std::map<int, std::vector<std::array<uint8_t, 6>>>* out,
                        std::string* previous = nullptr, std::chrono::nanoseconds* cpu = nullptr);
 

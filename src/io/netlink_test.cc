@@ -401,8 +401,9 @@ TEST_F(RtNetlinkTest, DevMcastShowsGroupsOfTheDeviceInItsNamespace) {
 }
 
 // All devices in one read; an unchanged file is not parsed again; the CPU
-// time is reported whether or not a helper thread was needed.
+// time is reported whether or not the thread had to enter the namespace.
 TEST_F(RtNetlinkTest, DevMcastAllReadsEveryDeviceAndReportsItsCpuTime) {
+  const ino_t home = current_netns_inode();
   ASSERT_EQ(a_.ip("link set vA up"), 0);
   ASSERT_EQ(a_.ip("maddr add 01:00:5e:01:02:03 dev vA"), 0);
   const int idx = a_.ifindex("vA");
@@ -426,7 +427,9 @@ TEST_F(RtNetlinkTest, DevMcastAllReadsEveryDeviceAndReportsItsCpuTime) {
   EXPECT_EQ(std::find(all[idx].begin(), all[idx].end(), Mac{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}),
             all[idx].end());
 
-  // This thread's own namespace: no helper thread, the cost is still there.
+  // The thread is back in its own namespace after reading another's.
+  EXPECT_EQ(current_netns_inode(), home);
+  // This thread's own namespace: no setns(), the cost is still there.
   cpu = std::chrono::nanoseconds{-1};
   ASSERT_GE(read_dev_mcast_all(current_netns(), &all, nullptr, &cpu), 0);
   EXPECT_GT(cpu.count(), 0);

@@ -3,12 +3,13 @@
 // Contract: NetnsFd owns an fd of a network namespace (an OwnedFd: closed on
 // destruction, move-only). Holding one keeps that namespace alive, so the
 // daemon holds them only where it must (see netns_watch.h). run_in_netns()
-// runs a callable inside a namespace without ever changing the calling
-// thread's own: inline when the caller is already there, else on a
-// short-lived helper thread that entered it with setns(); whatever the
-// callable opens there (sockets, TAP fds) stays bound to that namespace after
-// the thread ends. Errors are returned as negative errno values, never
-// thrown.
+// runs a callable inside a namespace and leaves the calling thread in its own
+// namespace again: inline when the caller is already there, else the calling
+// thread enters the namespace with setns() and returns to its own after the
+// callable (also when it throws; a thread that cannot return aborts the
+// process). Calls nest. Whatever the callable opens there (sockets, TAP fds)
+// stays bound to that namespace. Errors are returned as negative errno
+// values, never thrown.
 #pragma once
 
 #include <sys/types.h>

@@ -25,8 +25,8 @@
 // Every call returns 0 (or a count) on success and a negative errno on
 // failure; nothing throws, nothing logs. read_burst() and write() do no
 // allocation and no system call besides readv()/writev(); the control calls
-// (set_*, current_*) may start a helper thread to act inside the namespace the
-// device lives in now, which may no longer be the one it was created in.
+// (set_*, current_*) may enter, for the call, the namespace the device lives
+// in now (run_in_netns()), which may no longer be the one it was created in.
 //
 // Namespaces: the kernel ties each fd to the namespace /dev/net/tun was
 // opened in and keeps that namespace alive while the fd is open. open()
