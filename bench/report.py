@@ -50,6 +50,10 @@ FIGURES = [
     ("scale_tcp_dd", "TCP dev>dev, {n} devs (Gbit/s)", "Gbit/s", 1, 2),
     ("scale_udp_dd", "UDP 64B dev>dev, {n} devs (kpps)", "datagrams/s", 1e-3, 0),
     ("scale_bcast", "bcast to {n} devs (kcopies/s)", "copies/s", 1e-3, 0),
+    ("scale_base_tcp_dd", "TCP dev>dev, 2 devs, scale rounds (Gbit/s)", "Gbit/s", 1, 2),
+    ("scale_base_udp_dd", "UDP 64B dev>dev, 2 devs, scale rounds (kpps)", "datagrams/s", 1e-3, 0),
+    ("scale_tcp_per_base", "TCP dev>dev, {n} devs / 2 devs", "quotient", 1, 2),
+    ("scale_udp_per_base", "UDP 64B dev>dev, {n} devs / 2 devs", "quotient", 1, 2),
     ("rss_1", "daemon RSS, 1 device (MiB)", "kB", 1 / 1024, 1),
     ("rss_100", "daemon RSS, 100 devices (MiB)", "kB", 1 / 1024, 1),
     ("rss_n", "daemon RSS, {n} devices (MiB)", "kB", 1 / 1024, 1),
@@ -119,12 +123,36 @@ def ratio(a, b):
     return None
 
 
+# derived figure: (numerator, denominator), both from the same round
+QUOTIENTS = {
+    "scale_tcp_per_base": ("scale_tcp_dd", "scale_base_tcp_dd"),
+    "scale_udp_per_base": ("scale_udp_dd", "scale_base_udp_dd"),
+}
+
+
+def quotient_runs(runs):
+    """One run per implementation and repeat of each QUOTIENTS figure: the
+    round's numerator over its denominator ("failed" when either is not a
+    number)."""
+    by_key = {(r["figure"], r["impl"], r["repeat"]): r["value"] for r in runs}
+    out = []
+    for key, (num, den) in QUOTIENTS.items():
+        for (fig, impl, rep), a in sorted(by_key.items(), key=str):
+            if fig != num or (den, impl, rep) not in by_key:
+                continue
+            q = ratio(a, by_key[(den, impl, rep)])
+            out.append({"figure": key, "impl": impl, "repeat": rep,
+                        "value": q if q is not None else "failed", "detail": {}})
+    return out
+
+
 def cmd_table(raw_path, core_path, meta_path, out_path):
     runs = []
     with open(raw_path) as f:
         for line in f:
             if line.strip():
                 runs.append(json.loads(line))
+    runs += quotient_runs(runs)
     try:
         with open(core_path) as f:
             core = json.load(f).get("benchmarks", [])
@@ -147,8 +175,9 @@ def cmd_table(raw_path, core_path, meta_path, out_path):
             any_partial |= partial
             med[i] = m
             cells.append(fmt(m, factor, decimals, partial))
-        uk = ratio(med["umacvlan"], med["kernel"])
-        uv = ratio(med["umacvlan"], med["vde"])
+        # A quotient is compared within its implementation, not across.
+        uk = ratio(med["umacvlan"], med["kernel"]) if unit != "quotient" else None
+        uv = ratio(med["umacvlan"], med["vde"]) if unit != "quotient" else None
         cells += [f"{uk:.2f}" if uk is not None else "-", f"{uv:.2f}" if uv is not None else "-"]
         rows.append((label, cells))
         figures.append({"figure": key, "label": label, "unit": unit,

@@ -35,6 +35,9 @@
 #     the rise of the 1000 devices' rx_packets over the sending; umacvlan's
 #     daemon: VmRSS with 1, 100 and 1000 devices, idle CPU (% of a core over
 #     BENCH_IDLE_SECONDS, 5) with 1000; the deletion of the 1000, timed.
+#     Each scale round first runs TCP and 64-byte a to b with a and b
+#     alone, so that it has its own pair (the table's "1000 devs / 2 devs"
+#     rows: the median of the rounds' quotients).
 #     Each timed step gets BENCH_STEP_TIMEOUT (150) seconds at most and is
 #     reported as "timeout" past that; that implementation's later scale
 #     rounds are then skipped.
@@ -478,6 +481,17 @@ scale_round() {
     fi
     umv_set_impl "$impl"
     UMV_IMPL=$impl
+    # First the two devices alone, in this round: the table's "N devs / 2
+    # devs" rows divide each round's pair, so the machine's drift between
+    # the basic part and this one stays out. umacvlan's daemon is stopped
+    # after them (dev_down), so the RSS figures below start from a new one.
+    if dev_up "$impl"; then
+        run_iperf scale_base_tcp_dd "$impl" "$r" "$NS_A" "$NS_B" "$IP_B"
+        run_udp scale_base_udp_dd "$impl" "$r" "$NS_A" "$NS_B" "$IP_B"
+    else
+        for f in scale_base_tcp_dd scale_base_udp_dd; do rec "$f" "$impl" "$r" failed; done
+    fi
+    dev_down "$impl"
     FWD_PIDS=()
     if [ "$impl" = umacvlan ]; then
         # The daemon is started before the clock runs (any call starts it).
