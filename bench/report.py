@@ -137,7 +137,7 @@ def quotient_runs(runs):
     by_key = {(r["figure"], r["impl"], r["repeat"]): r["value"] for r in runs}
     out = []
     for key, (num, den) in QUOTIENTS.items():
-        for (fig, impl, rep), a in sorted(by_key.items(), key=str):
+        for (fig, impl, rep), a in by_key.items():
             if fig != num or (den, impl, rep) not in by_key:
                 continue
             q = ratio(a, by_key[(den, impl, rep)])
