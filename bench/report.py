@@ -34,12 +34,14 @@ import sys
 
 IMPLS = ("kernel", "umacvlan", "vde")
 
-# key, label ({n}: the scale's device count), unit as recorded, factor from
-# it to the label's unit, decimals.
+# key, label ({n}: the scale's device count; {cc2}: the second congestion
+# control), unit as recorded, factor from it to the label's unit, decimals.
 FIGURES = [
     ("tcp_dd", "TCP dev>dev (Gbit/s)", "Gbit/s", 1, 2),
     ("tcp_dh", "TCP dev>host (Gbit/s)", "Gbit/s", 1, 2),
     ("tcp_hd", "TCP host>dev (Gbit/s)", "Gbit/s", 1, 2),
+    ("tcp_dd_cc2", "TCP dev>dev, {cc2} (Gbit/s)", "Gbit/s", 1, 2),
+    ("tcp_dh_cc2", "TCP dev>host, {cc2} (Gbit/s)", "Gbit/s", 1, 2),
     ("udp_dd", "UDP 64B dev>dev (kpps rx)", "datagrams/s", 1e-3, 0),
     ("udp_dh", "UDP 64B dev>host (kpps rx)", "datagrams/s", 1e-3, 0),
     ("ping_p50", "ping dev>dev p50 (us)", "us", 1, 0),
@@ -161,10 +163,11 @@ def cmd_table(raw_path, core_path, meta_path, out_path):
     with open(meta_path) as f:
         meta = json.load(f)
     n = meta.get("scale_devices", 1000)
+    cc2 = meta.get("tcp_congestion_control_2", "none")
 
     rows, figures, any_partial = [], [], False
     for key, label, unit, factor, decimals in FIGURES:
-        label = label.format(n=n)
+        label = label.format(n=n, cc2=cc2)
         per_impl = {i: [r["value"] for r in runs if r["figure"] == key and r["impl"] == i]
                     for i in IMPLS}
         if not any(per_impl.values()):

@@ -13,7 +13,10 @@
 #     retransmissions go into the JSON), with the congestion control a new
 #     namespace gets (net.ipv4.tcp_congestion_control, the host's; bbr on
 #     this machine) or --cc NAME's (iperf3 -C); the table's header and the
-#     JSON say which;
+#     JSON say which. a to b and a to x run once more with a second one
+#     (--cc2 NAME; default cubic, or bbr when the first is cubic; "none"
+#     skips them): pacing (bbr) against bursts (cubic) is where the
+#     implementations differ most, so the table shows both;
 #   - 64-byte frames (22 bytes of UDP payload) received per second, a to b
 #     and a to x: bench/udpblast.cc (built into build/bench/ on first use)
 #     sends with sendmmsg(2) as fast as it can for --seconds; the receiver
@@ -69,7 +72,7 @@
 # the topology or the helpers could not be made.
 #
 # Usage: bench/run.sh [--repeat N] [--seconds N] [--quick] [--cc NAME]
-#                     [--only kernel|umacvlan|vde] [--json PATH]
+#                     [--cc2 NAME|none] [--only kernel|umacvlan|vde] [--json PATH]
 # Environment: UMACVLAN_BIN, CORE_BENCH (defaults under build/), BENCH_BUILD
 # (where the helpers are built, build/bench), and the BENCH_* above.
 set -uo pipefail
@@ -80,12 +83,14 @@ BENCH_START=$(date +%s)
 
 usage() {
     cat >&2 <<EOF
-usage: $(basename "$0") [--repeat N] [--seconds N] [--quick] [--cc NAME] [--only kernel|umacvlan|vde] [--json PATH]
+usage: $(basename "$0") [--repeat N] [--seconds N] [--quick] [--cc NAME] [--cc2 NAME|none] [--only kernel|umacvlan|vde] [--json PATH]
   --repeat N   runs per figure, the median is reported (default 3)
   --seconds N  seconds of each TCP and 64-byte run (default 4)
   --quick      skip the scale part (1000 devices)
   --cc NAME    TCP congestion control of the iperf3 runs (default: a new
                namespace's, net.ipv4.tcp_congestion_control)
+  --cc2 NAME   a second congestion control for TCP dev>dev and dev>host
+               (default: cubic, or bbr when the first is cubic; none: skip)
   --only IMPL  measure one implementation
   --json PATH  where to write the JSON (default build/bench-<time>.json)
 EOF
@@ -95,6 +100,7 @@ REPEAT=3
 SECS=4
 QUICK=0
 CC=""
+CC2=""
 ONLY=""
 JSON_OUT=""
 while [ $# -gt 0 ]; do
@@ -103,6 +109,7 @@ while [ $# -gt 0 ]; do
         --seconds) [ $# -ge 2 ] || { usage; exit 2; }; SECS=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
         --cc) [ $# -ge 2 ] || { usage; exit 2; }; CC=$2; shift 2 ;;
+        --cc2) [ $# -ge 2 ] || { usage; exit 2; }; CC2=$2; shift 2 ;;
         --only) [ $# -ge 2 ] || { usage; exit 2; }; ONLY=$2; shift 2 ;;
         --json) [ $# -ge 2 ] || { usage; exit 2; }; JSON_OUT=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -111,10 +118,15 @@ while [ $# -gt 0 ]; do
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat: a positive integer" >&2; exit 2; }
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || { echo "--seconds: a positive integer" >&2; exit 2; }
-if [ -n "$CC" ] && ! tr ' ' '\n' </proc/sys/net/ipv4/tcp_available_congestion_control | grep -qxF -- "$CC"; then
-    echo "--cc: \"$CC\" is not available here ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))" >&2
-    exit 2
-fi
+cc_available() { tr ' ' '\n' </proc/sys/net/ipv4/tcp_available_congestion_control | grep -qxF -- "$1"; }
+for opt in "--cc:$CC" "--cc2:$CC2"; do
+    name=${opt#*:}
+    if [ -n "$name" ] && [ "$name" != none ] && ! cc_available "$name"; then
+        echo "${opt%%:*}: \"$name\" is not available here ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))" >&2
+        exit 2
+    fi
+done
+[ "$CC" != none ] || { echo "--cc: a congestion control's name" >&2; exit 2; }
 case "$ONLY" in
     "") IMPLS=(kernel umacvlan vde) ;;
     kernel|umacvlan|vde) IMPLS=("$ONLY") ;;
@@ -335,16 +347,17 @@ iperf_listening() { ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; }
 
 # run_iperf FIGURE IMPL REPEAT SRC_NS DST_NS DST_IP [cpu]: one TCP stream for
 # --seconds; with "cpu", also the forwarder's CPU seconds per gigabit.
+# RUN_CC, when set, is the congestion control instead of --cc's.
 run_iperf() {
     local fig=$1 impl=$2 r=$3 src=$4 dst=$5 ip=$6 cpu=${7:-}
-    local out="$UMV_TMP/iperf.json" spid t0 t1 gbps bytes secs retrans
+    local out="$UMV_TMP/iperf.json" spid t0 t1 gbps bytes secs retrans cc=${RUN_CC-$CC}
     ip netns exec "$dst" iperf3 -s -1 -p "$IPERF_PORT" >"$UMV_TMP/iperf-s.log" 2>&1 &
     spid=$!; echo "$spid" >>"$UMV_TMP/pids"
     if ! umv_wait_for 5 iperf_listening "$dst" "$IPERF_PORT"; then
         umv_kill_pids "$spid"; rec "$fig" "$impl" "$r" failed '{"error": "iperf3 server"}'; return
     fi
     t0=$(fwd_ticks)
-    run_waited timeout $(( SECS + 20 )) ip netns exec "$src" iperf3 -c "$ip" -p "$IPERF_PORT" -t "$SECS" ${CC:+-C "$CC"} -J \
+    run_waited timeout $(( SECS + 20 )) ip netns exec "$src" iperf3 -c "$ip" -p "$IPERF_PORT" -t "$SECS" ${cc:+-C "$cc"} -J \
         >"$out" 2>"$UMV_TMP/iperf-c.err"
     t1=$(fwd_ticks)
     umv_wait_for 5 eval "! umv_pid_alive $spid"
@@ -402,19 +415,26 @@ run_ping() {
     rec ping_p99 "$impl" "$r" "$p99" "{\"received\": $got, \"sent\": $sent}"
 }
 
-BASIC_FIGURES=(tcp_dd tcp_dh tcp_hd udp_dd udp_dh ping_p50 ping_p99)
+BASIC_FIGURES=(tcp_dd tcp_dh tcp_hd tcp_dd_cc2 tcp_dh_cc2 udp_dd udp_dh ping_p50 ping_p99)
 
 basic_round() {
     local impl=$1 r=$2 f
     say "-- [$(elapsed)] repeat $r/$REPEAT: $impl"
     if ! dev_up "$impl"; then
-        for f in "${BASIC_FIGURES[@]}"; do rec "$f" "$impl" "$r" failed; done
+        for f in "${BASIC_FIGURES[@]}"; do
+            [ -n "$CC2" ] || [ "${f%_cc2}" = "$f" ] || continue
+            rec "$f" "$impl" "$r" failed
+        done
         dev_down "$impl"
         return
     fi
     run_iperf tcp_dd "$impl" "$r" "$NS_A" "$NS_B" "$IP_B" cpu
     run_iperf tcp_dh "$impl" "$r" "$NS_A" "$NS_X" "$IP_X"
     run_iperf tcp_hd "$impl" "$r" "$NS_X" "$NS_A" "$IP_A"
+    if [ -n "$CC2" ]; then
+        RUN_CC=$CC2 run_iperf tcp_dd_cc2 "$impl" "$r" "$NS_A" "$NS_B" "$IP_B"
+        RUN_CC=$CC2 run_iperf tcp_dh_cc2 "$impl" "$r" "$NS_A" "$NS_X" "$IP_X"
+    fi
     run_udp udp_dd "$impl" "$r" "$NS_A" "$NS_B" "$IP_B"
     run_udp udp_dh "$impl" "$r" "$NS_A" "$NS_X" "$IP_X"
     run_ping "$impl" "$r"
@@ -573,7 +593,13 @@ umv_ns_add "$NS_V"
 
 # What the TCP runs use: --cc, or what a new namespace was given.
 TCP_CC=${CC:-$(ip netns exec "$NS_A" cat /proc/sys/net/ipv4/tcp_congestion_control)}
-say "== ${IMPLS[*]}: $REPEAT repeats, ${SECS} s per TCP and 64-byte run, TCP congestion control $TCP_CC${CC:+ (--cc)}"
+# The second one: the other of cubic and bbr unless --cc2 says.
+case "$CC2" in
+    none) CC2="" ;;
+    "") if [ "$TCP_CC" != cubic ]; then CC2=cubic; elif cc_available bbr; then CC2=bbr; fi ;;
+esac
+[ "$CC2" != "$TCP_CC" ] || CC2=""
+say "== ${IMPLS[*]}: $REPEAT repeats, ${SECS} s per TCP and 64-byte run, TCP congestion control $TCP_CC${CC:+ (--cc)}${CC2:+, dev>dev and dev>host also with $CC2}"
 for r in $(seq 1 "$REPEAT"); do
     for impl in "${IMPLS[@]}"; do basic_round "$impl" "$r"; done
 done
@@ -597,7 +623,7 @@ META="$UMV_TMP/meta.json"
     "umacvlan_bin_commit=$( [ -n "$UMV_BIN_PATH" ] && git -C "$(dirname "$UMV_BIN_PATH")" describe --always --dirty 2>/dev/null)" \
     "iperf3=$(iperf3 --version 2>/dev/null | head -1)" \
     "impls=${IMPLS[*]}" "repeat=$REPEAT" "seconds=$SECS" "quick=$QUICK" \
-    "tcp_congestion_control=$TCP_CC${CC:+ (--cc)}" \
+    "tcp_congestion_control=$TCP_CC${CC:+ (--cc)}" "tcp_congestion_control_2=${CC2:-none}" \
     "scale_devices=$SCALE_N" "step_timeout_s=$STEP_TIMEOUT" \
     "bcast_rate=$BCAST_RATE" "bcast_seconds=$BCAST_SECONDS" \
     "pings=$PINGS" "ping_interval_s=$PING_INTERVAL" "idle_seconds=$IDLE_SECONDS" \
@@ -606,7 +632,7 @@ META="$UMV_TMP/meta.json"
     "duration_s=$(( $(date +%s) - BENCH_START ))" >"$META"
 
 say ""
-say "== results: medians of $REPEAT, TCP with $TCP_CC (ratios: umacvlan's figure over the other's)"
+say "== results: medians of $REPEAT, TCP with $TCP_CC${CC2:+ (rows naming $CC2: with $CC2)} (ratios: umacvlan's figure over the other's)"
 mkdir -p "$(dirname "$JSON_OUT")"
 "$UMV_PYTHON" "$BENCH_DIR/report.py" table "$RAW" "$CORE_JSON" "$META" "$JSON_OUT" ||
     umv_die "report failed"
