@@ -119,14 +119,14 @@ done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat: a positive integer" >&2; exit 2; }
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || { echo "--seconds: a positive integer" >&2; exit 2; }
 cc_available() { tr ' ' '\n' </proc/sys/net/ipv4/tcp_available_congestion_control | grep -qxF -- "$1"; }
-for opt in "--cc:$CC" "--cc2:$CC2"; do
-    name=${opt#*:}
-    if [ -n "$name" ] && [ "$name" != none ] && ! cc_available "$name"; then
-        echo "${opt%%:*}: \"$name\" is not available here ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))" >&2
-        exit 2
-    fi
-done
-[ "$CC" != none ] || { echo "--cc: a congestion control's name" >&2; exit 2; }
+# cc_check OPTION NAME: exit 2 unless this kernel has congestion control NAME.
+cc_check() {
+    cc_available "$2" && return
+    echo "$1: \"$2\" is not available here ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))" >&2
+    exit 2
+}
+[ -z "$CC" ] || cc_check --cc "$CC"
+[ -z "$CC2" ] || [ "$CC2" = none ] || cc_check --cc2 "$CC2"
 case "$ONLY" in
     "") IMPLS=(kernel umacvlan vde) ;;
     kernel|umacvlan|vde) IMPLS=("$ONLY") ;;
@@ -415,16 +415,13 @@ run_ping() {
     rec ping_p99 "$impl" "$r" "$p99" "{\"received\": $got, \"sent\": $sent}"
 }
 
-BASIC_FIGURES=(tcp_dd tcp_dh tcp_hd tcp_dd_cc2 tcp_dh_cc2 udp_dd udp_dh ping_p50 ping_p99)
+BASIC_FIGURES=(tcp_dd tcp_dh tcp_hd udp_dd udp_dh ping_p50 ping_p99)  # and the --cc2 ones
 
 basic_round() {
     local impl=$1 r=$2 f
     say "-- [$(elapsed)] repeat $r/$REPEAT: $impl"
     if ! dev_up "$impl"; then
-        for f in "${BASIC_FIGURES[@]}"; do
-            [ -n "$CC2" ] || [ "${f%_cc2}" = "$f" ] || continue
-            rec "$f" "$impl" "$r" failed
-        done
+        for f in "${BASIC_FIGURES[@]}"; do rec "$f" "$impl" "$r" failed; done
         dev_down "$impl"
         return
     fi
@@ -599,6 +596,7 @@ case "$CC2" in
     "") if [ "$TCP_CC" != cubic ]; then CC2=cubic; elif cc_available bbr; then CC2=bbr; fi ;;
 esac
 [ "$CC2" != "$TCP_CC" ] || CC2=""
+[ -z "$CC2" ] || BASIC_FIGURES+=(tcp_dd_cc2 tcp_dh_cc2)
 say "== ${IMPLS[*]}: $REPEAT repeats, ${SECS} s per TCP and 64-byte run, TCP congestion control $TCP_CC${CC:+ (--cc)}${CC2:+, dev>dev and dev>host also with $CC2}"
 for r in $(seq 1 "$REPEAT"); do
     for impl in "${IMPLS[@]}"; do basic_round "$impl" "$r"; done
