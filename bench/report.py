@@ -195,6 +195,14 @@ def cmd_table(raw_path, core_path, meta_path, out_path):
         print("".join(c.ljust(w) for c, w in zip((label, *cells), widths)).rstrip())
     if any_partial:
         print("* median of the runs that measured (the others: see the JSON)")
+    # The floor under ping through any userspace forwarder (bench/wakecost.cc).
+    num = (int, float)
+    sc, same, cross = (meta.get("machine_" + k) for k in
+                       ("syscall_us", "wake_rtt_same_cpu_us", "wake_rtt_cross_cpu_us"))
+    if isinstance(sc, num) and isinstance(same, num):
+        print(f"this machine: a system call {sc:.2f} us; a wake-up round trip between two threads "
+              f"{same:.2f} us on one CPU" +
+              (f", {cross:.2f} us across two" if isinstance(cross, num) else ""))
 
     with open(out_path, "w") as f:
         json.dump({"meta": meta, "core": core, "figures": figures, "runs": runs}, f, indent=1)

@@ -7,7 +7,11 @@
 # runs kernel, then umacvlan, then vde, so slow drifts of a shared machine
 # reach all three alike):
 #   - first, once: the core's decision rate (build/src/core/
-#     umacvlan_core_bench, Google Benchmark, 0.3 s per case);
+#     umacvlan_core_bench, Google Benchmark, 0.3 s per case), and what
+#     this machine charges for a system call and for a wake-up round trip
+#     between two threads, on one CPU and across two (bench/wakecost.cc):
+#     the floor under ping through any userspace forwarder, printed under
+#     the table and kept in the JSON's meta;
 #   - TCP: iperf3 -t --seconds (one stream), device a to device b (bridge
 #     mode), a to the outside host x through the lower, x to a (each run's
 #     retransmissions go into the JSON), with the congestion control a new
@@ -143,6 +147,7 @@ CORE_BENCH=${CORE_BENCH:-build/src/core/umacvlan_core_bench}
 BENCH_BUILD=${BENCH_BUILD:-build/bench}
 UDPBLAST_BIN="$BENCH_BUILD/udpblast"
 PCAP_SHIM="$BENCH_BUILD/pcap_immediate.so"
+WAKECOST_BIN="$BENCH_BUILD/wakecost"
 SCALE_N=${BENCH_SCALE_N:-1000}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-150}
 BCAST_RATE=${BENCH_BCAST_RATE:-10000}
@@ -232,7 +237,8 @@ build_helper() {
 }
 build_helpers() {
     build_helper "$UDPBLAST_BIN" "$BENCH_DIR/udpblast.cc" c++ -O2 -std=c++20 -Wall -Wextra &&
-        build_helper "$PCAP_SHIM" "$BENCH_DIR/pcap_immediate.c" cc -O2 -Wall -Wextra -shared -fPIC
+        build_helper "$PCAP_SHIM" "$BENCH_DIR/pcap_immediate.c" cc -O2 -Wall -Wextra -shared -fPIC &&
+        build_helper "$WAKECOST_BIN" "$BENCH_DIR/wakecost.cc" c++ -O2 -std=c++20 -Wall -Wextra -pthread
 }
 
 # -------------------------------------------------------------- devices ---
@@ -584,6 +590,16 @@ else
 fi
 
 build_helpers || umv_die "cannot build the helpers in $BENCH_BUILD"
+
+# What this machine charges for a system call and a thread's wake-up: the
+# floor under ping through any userspace forwarder (bench/wakecost.cc).
+say "== this machine (bench/wakecost.cc, medians of 5 batches)"
+MACHINE_COSTS=$("$WAKECOST_BIN") || { umv_log "wakecost failed"; MACHINE_COSTS=""; }
+machine_cost() { "$UMV_PYTHON" -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$MACHINE_COSTS" "$1" 2>/dev/null; }
+SYSCALL_US=$(machine_cost syscall_us)
+WAKE_SAME_US=$(machine_cost wake_rtt_same_cpu_us)
+WAKE_CROSS_US=$(machine_cost wake_rtt_cross_cpu_us)
+say "  a system call ${SYSCALL_US:-?} us; a wake-up round trip between two threads ${WAKE_SAME_US:-?} us on one CPU, ${WAKE_CROSS_US:--} us across two"
 umv_topo_up bench || umv_die "topology setup failed"
 NS_V="${UMV_PFX}bench-v"
 umv_ns_add "$NS_V"
@@ -626,6 +642,8 @@ META="$UMV_TMP/meta.json"
     "bcast_rate=$BCAST_RATE" "bcast_seconds=$BCAST_SECONDS" \
     "pings=$PINGS" "ping_interval_s=$PING_INTERVAL" "idle_seconds=$IDLE_SECONDS" \
     "udp_payload_bytes=22" "neighbours=static (a, b, x)" \
+    "machine_syscall_us=$SYSCALL_US" "machine_wake_rtt_same_cpu_us=$WAKE_SAME_US" \
+    "machine_wake_rtt_cross_cpu_us=$WAKE_CROSS_US" \
     "vde_wiring=vde_switch -t mva -t mvb in its own ns, TAPs moved to A and B; vde_pcapplug on lower0 (LD_PRELOAD pcap_immediate.so); swp0 TX checksum offload off during vde rounds" \
     "duration_s=$(( $(date +%s) - BENCH_START ))" >"$META"
 
