@@ -46,7 +46,7 @@ struct Options {
   int idle_exit_seconds = 0;
   std::size_t workers = 1;
   TapIo tap_io = TapIo::kAuto;
-  int poll_us = 0;  // a worker polls this long after its last frame before it sleeps
+  int poll_us = 0;                 // a worker polls this long after its last frame before it sleeps
   Steer steer = Steer::kAdaptive;  // which worker gets a frame (dataplane.h)
   core::PortLimits limits;
   bool cleanup = false;

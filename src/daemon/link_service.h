@@ -353,6 +353,9 @@ class LinkService {
   struct McastPoll {
     std::string last;
     std::chrono::steady_clock::time_point due;
+    // An event reads at once from this time on; before it, the read waits
+    // for the tick (due is brought forward to it).
+    std::chrono::steady_clock::time_point event_ok;
   };
   std::map<ino_t, McastPoll> mcast_polls_;
   // The earliest `due` of the last full pass; reset by any change (mark()).

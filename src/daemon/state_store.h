@@ -9,7 +9,8 @@
 // up/down, name) is recorded too, but at re-adoption the kernel's present
 // view wins.
 //
-// Contract: save() writes the whole state atomically (a temporary file in
+// Contract: save() writes the whole state (compact JSON, one line, keys
+// sorted, as json::dump() would write it) atomically (a temporary file in
 // the same directory, fsync, rename, fsync of the directory): after a crash
 // the file holds either the old or the new state, never a mix. load() reads
 // it strictly: a missing file is an empty state (kMissing); a file that is

@@ -76,6 +76,41 @@ TEST_F(StateStoreTest, RoundTripsEveryField) {
   EXPECT_EQ(back, sample());
 }
 
+// The file is written by hand: it must be exactly what json::dump() makes of
+// it (keys sorted, compact, one line), for two ports, no devices, negative
+// bclim, and names json has to escape.
+TEST_F(StateStoreTest, WritesWhatJsonWouldWrite) {
+  State s = sample();
+  PortRecord empty;
+  empty.lower_name = "lo\"we\\r";
+  empty.lower_ifindex = 9;
+  empty.bclim = -7;
+  s.ports.push_back(empty);
+  s.ports[0].devices[0].name = "a\"b\\c\x01d\xc3\xa9";
+  std::string error;
+  ASSERT_EQ(save_state(path_, s, &error), 0) << error;
+  std::ifstream in(path_);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), nlohmann::json::parse(text.str()).dump() + "\n");
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << error;
+  EXPECT_EQ(back, s);
+}
+
+// A name the kernel took that is not UTF-8 is saved (as U+FFFD), not thrown.
+TEST_F(StateStoreTest, ANameThatIsNotUtf8IsSavedReplaced) {
+  State s = sample();
+  s.ports[0].devices[0].name = "bad\xff";
+  std::string error;
+  ASSERT_EQ(save_state(path_, s, &error), 0) << error;
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0) << error;
+  EXPECT_EQ(back.ports[0].devices[0].name, "bad\xef\xbf\xbd");
+}
+
 TEST_F(StateStoreTest, AMissingFileIsAnEmptyState) {
   State back = sample();
   LoadResult result;
