@@ -76,12 +76,11 @@ void put_port(std::string& out, const PortRecord& p) {
 }
 
 std::string state_text(const State& state) {
-  std::string out = "{\"ports\":[";
-  out.reserve(256 + 192 * [&] {
-    std::size_t n = 0;
-    for (const auto& p : state.ports) n += p.devices.size() + 1;
-    return n;
-  }());
+  std::size_t records = 0;
+  for (const auto& p : state.ports) records += p.devices.size() + 1;
+  std::string out;
+  out.reserve(256 + 192 * records);  // a device is about 170 bytes
+  out += "{\"ports\":[";
   for (std::size_t i = 0; i < state.ports.size(); ++i) {
     if (i != 0) out += ',';
     put_port(out, state.ports[i]);

@@ -86,7 +86,9 @@ TEST_F(StateStoreTest, WritesWhatJsonWouldWrite) {
   empty.lower_ifindex = 9;
   empty.bclim = -7;
   s.ports.push_back(empty);
-  s.ports[0].devices[0].name = "a\"b\\c\x01d\xc3\xa9";
+  s.ports[0].devices[0].name =
+      "a\"b\\c\x01"
+      "d\xc3\xa9";
   std::string error;
   ASSERT_EQ(save_state(path_, s, &error), 0) << error;
   std::ifstream in(path_);
