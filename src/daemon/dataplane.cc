@@ -97,35 +97,93 @@ void Forwarder::deliver(const PortView& view, std::span<const std::uint8_t> fram
                         const io::VnetHeader& vnet, const core::Verdict& v, bool queued_pass,
                         bool from_device) {
   if (v.queued != queued_pass) return;
-  core::PortCounters& drops = view.io->drops[worker_];
-  for (const core::Target& t : decisions_.targets(v)) {
-    DeviceIo* dev = t.device < view.devices.size() ? view.devices[t.device].get() : nullptr;
-    if (dev == nullptr || !dev->tap.valid()) continue;
-    bool ok = true;
-    if (from_device) {
-      // Device to device: a unicast crosses the lower (its MTU), a flood
-      // copy goes straight to the sibling (its own MTU).
-      const core::Device* d = view.port->device(t.device);
-      const std::uint32_t mtu =
-          t.reason == core::Reason::kFlood && d != nullptr ? d->mtu : view.port->lower().mtu;
-      if (!fits(vnet, frame.size(), mtu)) {
-        ok = false;
-        core::count_drop(drops, core::DropReason::kTooBig);
-      }
+  if (queued_pass && share_out(view, frame, vnet, v, from_device)) return;
+  for (const core::Target& t : decisions_.targets(v)) copy_to(view, t, frame, vnet, from_device);
+}
+
+bool Forwarder::share_out(const PortView& view, std::span<const std::uint8_t> frame,
+                          const io::VnetHeader& vnet, const core::Verdict& v, bool from_device) {
+  if (sink_ == nullptr || v.count < split_min_ || frame.size() > kMaxShareFrame) return false;
+  const std::size_t n = std::min(sink_->workers(), kMaxWorkers);
+  if (n < 2) return false;
+  // A place in every other worker's ring first: a flood that cannot have
+  // them all reaches nobody, as one the kernel's full queue refuses.
+  std::array<FloodShare*, kMaxWorkers> share{};
+  const std::size_t limit = view.port->used_bcqueuelen();
+  for (std::size_t o = 0; o < n; ++o) {
+    if (o == worker_) continue;
+    share[o] = sink_->claim(o, limit);
+    if (share[o] == nullptr) {
+      core::count_drop(view.io->drops[worker_], core::DropReason::kBcQueueFull);
+      return true;
     }
-    const bool flood = t.reason == core::Reason::kFlood;
-    if (ok) {
-      ++counters_.copies;
-      const std::size_t q = worker_ % dev->tap.queue_count();
-      if (writer_ != nullptr) {
-        writer_->write(*dev, q, vnet, frame, flood, drops);  // counted when written
-        continue;
-      }
-      ok = dev->tap.write(q, vnet, frame) == 0;
-      if (!ok) core::count_drop(drops, core::DropReason::kIoError);
-    }
-    core::count_rx(dev->counters[worker_], frame.size(), flood, ok);
+    share[o]->port = &view;
+    share[o]->vnet = vnet;
+    share[o]->from_device = from_device;
+    share[o]->frame.assign(frame.begin(), frame.end());
+    share[o]->targets.clear();
   }
+  for (const core::Target& t : decisions_.targets(v)) {
+    const std::size_t owner = t.device % n;
+    if (owner == worker_) {
+      copy_to(view, t, frame, vnet, from_device);
+    } else {
+      share[owner]->targets.push_back(t);
+    }
+  }
+  for (std::size_t o = 0; o < n; ++o) {
+    if (o == worker_ || share[o]->targets.empty()) continue;
+    sink_->commit(o);
+    ++counters_.shares_out;
+  }
+  return true;
+}
+
+void Forwarder::from_share(const FloodShare& share, const PortView* now) {
+  ++counters_.shares_in;
+  if (now == nullptr) return;
+  const PortView& then = *share.port;
+  const std::span<const std::uint8_t> frame(share.frame);
+  for (const core::Target& t : share.targets) {
+    // Still the same device in this worker's view (the share holds the old
+    // one alive, so the same address is the same device).
+    if (now != &then && (t.device >= now->devices.size() || t.device >= then.devices.size() ||
+                         now->devices[t.device] != then.devices[t.device]))
+      continue;
+    copy_to(then, t, frame, share.vnet, share.from_device);
+  }
+}
+
+void Forwarder::copy_to(const PortView& view, const core::Target& t,
+                        std::span<const std::uint8_t> frame, const io::VnetHeader& vnet,
+                        bool from_device) {
+  core::PortCounters& drops = view.io->drops[worker_];
+  DeviceIo* dev = t.device < view.devices.size() ? view.devices[t.device].get() : nullptr;
+  if (dev == nullptr || !dev->tap.valid()) return;
+  bool ok = true;
+  if (from_device) {
+    // Device to device: a unicast crosses the lower (its MTU), a flood
+    // copy goes straight to the sibling (its own MTU).
+    const core::Device* d = view.port->device(t.device);
+    const std::uint32_t mtu =
+        t.reason == core::Reason::kFlood && d != nullptr ? d->mtu : view.port->lower().mtu;
+    if (!fits(vnet, frame.size(), mtu)) {
+      ok = false;
+      core::count_drop(drops, core::DropReason::kTooBig);
+    }
+  }
+  const bool flood = t.reason == core::Reason::kFlood;
+  if (ok) {
+    ++counters_.copies;
+    const std::size_t q = worker_ % dev->tap.queue_count();
+    if (writer_ != nullptr) {
+      writer_->write(*dev, q, vnet, frame, flood, drops);  // counted when written
+      return;
+    }
+    ok = dev->tap.write(q, vnet, frame) == 0;
+    if (!ok) core::count_drop(drops, core::DropReason::kIoError);
+  }
+  core::count_rx(dev->counters[worker_], frame.size(), flood, ok);
 }
 
 void Forwarder::from_lower(const PortView& view, io::FrameBatch& batch) {
@@ -375,6 +433,27 @@ class UringTapWriter final : public TapWriter {
 
 }  // namespace
 
+// Floods one worker hands another: a ring of shares the producer fills
+// (head) and the consumer empties (tail).
+struct Dataplane::Inbox {
+  std::array<FloodShare, kInboxSlots> slots;
+  alignas(64) std::atomic<std::uint64_t> head{0};
+  alignas(64) std::atomic<std::uint64_t> tail{0};
+};
+
+// A worker's way into the others' inboxes.
+class Dataplane::Sink final : public FloodSink {
+ public:
+  Sink(Dataplane& dp, Worker& self) : dp_(dp), self_(self) {}
+  std::size_t workers() const override { return dp_.workers_.size(); }
+  FloodShare* claim(std::size_t w, std::size_t limit) override;
+  void commit(std::size_t w) override;
+
+ private:
+  Dataplane& dp_;
+  Worker& self_;
+};
+
 struct Dataplane::Worker {
   explicit Worker(std::size_t i)
       : index(i), fwd(i), rx(core::kMaxFrameSize), tx(core::kMaxFrameSize) {}
@@ -387,13 +466,89 @@ struct Dataplane::Worker {
   io::FrameBatch tx;
   std::shared_ptr<const DataplaneView> view;
   std::uint64_t version = 0;
+  UringTapWriter* writer = nullptr;  // the worker's own, while it runs with io_uring
   std::atomic<std::uint64_t> acked{0};
   std::atomic<std::uint64_t> turns{0};  // written by this worker only
   Reg wake_reg;
   // Keyed by the shared I/O object (PortIo* or DeviceIo*).
   std::unordered_map<const void*, std::unique_ptr<Reg>> regs;
+  // inbox[p]: the floods worker p hands this one (none for p == index).
+  std::vector<std::unique_ptr<Inbox>> inbox;
+  std::unique_ptr<Sink> sink;
+  // Set while the worker may block in epoll_wait: a worker that hands it a
+  // share then wakes it (sequentially consistent with the inboxes' heads).
+  std::atomic<bool> sleeping{false};
   std::thread thread;
 };
+
+FloodShare* Dataplane::Sink::claim(std::size_t w, std::size_t limit) {
+  Inbox& in = *dp_.workers_[w]->inbox[self_.index];
+  const std::uint64_t head = in.head.load(std::memory_order_relaxed);
+  const std::uint64_t waiting = head - in.tail.load(std::memory_order_acquire);
+  if (waiting >= std::min(limit, kInboxSlots)) return nullptr;
+  FloodShare& s = in.slots[head % kInboxSlots];
+  s.keep = self_.view;
+  s.version = self_.version;
+  return &s;
+}
+
+void Dataplane::Sink::commit(std::size_t w) {
+  Worker& to = *dp_.workers_[w];
+  Inbox& in = *to.inbox[self_.index];
+  in.head.store(in.head.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  if (to.sleeping.load(std::memory_order_seq_cst)) {
+    const std::uint64_t one = 1;
+    (void)!::write(to.wake.get(), &one, sizeof one);
+  }
+}
+
+bool Dataplane::shares_waiting(const Worker& w) const {
+  for (const auto& in : w.inbox) {
+    if (in != nullptr &&
+        in->head.load(std::memory_order_seq_cst) != in->tail.load(std::memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
+void Dataplane::take_shares(Worker& w, const std::function<void(Reg&)>& watch,
+                            const std::function<void(Reg&)>& unwatch) {
+  std::array<std::uint64_t, kMaxWorkers> heads{};
+  bool any = false;
+  for (std::size_t p = 0; p < w.inbox.size(); ++p) {
+    if (w.inbox[p] == nullptr) continue;
+    heads[p] = w.inbox[p]->head.load(std::memory_order_acquire);
+    any = any || heads[p] != w.inbox[p]->tail.load(std::memory_order_relaxed);
+  }
+  if (!any) return;
+  // A share is never newer than the view published when it was handed
+  // over: after this, none is newer than w's.
+  if (version_.load(std::memory_order_acquire) != w.version) switch_view(w, watch, unwatch);
+  for (std::size_t p = 0; p < w.inbox.size(); ++p) {
+    if (w.inbox[p] == nullptr) continue;
+    Inbox& in = *w.inbox[p];
+    for (std::uint64_t t = in.tail.load(std::memory_order_relaxed); t != heads[p]; ++t) {
+      const FloodShare& share = in.slots[t % kInboxSlots];
+      const PortView* now = share.port;
+      if (share.version != w.version) {
+        now = nullptr;
+        for (const PortView& pv : w.view->ports) {
+          if (pv.io == share.port->io) now = &pv;
+        }
+      }
+      w.fwd.from_share(share, now);
+    }
+  }
+  // The writes read the shares' frames: only then are the slots free again.
+  if (w.writer != nullptr) w.writer->flush();
+  for (std::size_t p = 0; p < w.inbox.size(); ++p) {
+    if (w.inbox[p] == nullptr) continue;
+    Inbox& in = *w.inbox[p];
+    for (std::uint64_t t = in.tail.load(std::memory_order_relaxed); t != heads[p]; ++t)
+      in.slots[t % kInboxSlots].keep.reset();
+    in.tail.store(heads[p], std::memory_order_release);
+  }
+}
 
 Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us, int max_sleep_ms, Steer steer)
     : poll_us_(poll_us), max_sleep_ms_(max_sleep_ms < 0 ? -1 : max_sleep_ms), io_(io) {
@@ -411,6 +566,16 @@ Dataplane::Dataplane(std::size_t workers, TapIo io, int poll_us, int max_sleep_m
     ev.data.ptr = &w->wake_reg;
     ::epoll_ctl(w->epoll.get(), EPOLL_CTL_ADD, w->wake.get(), &ev);
     workers_.push_back(std::move(w));
+  }
+  if (workers_.size() > 1) {
+    for (auto& w : workers_) {
+      w->inbox.resize(workers_.size());
+      for (std::size_t p = 0; p < workers_.size(); ++p) {
+        if (p != w->index) w->inbox[p] = std::make_unique<Inbox>();
+      }
+      w->sink = std::make_unique<Sink>(*this, *w);
+      w->fwd.set_flood_sink(w->sink.get());
+    }
   }
   for (auto& w : workers_) {
     Worker* raw = w.get();
@@ -587,6 +752,8 @@ WorkerCounters Dataplane::worker_counters(std::size_t w) const {
   c.oversize = relaxed(src.oversize);
   c.bursts = relaxed(src.bursts);
   c.busy_ns = relaxed(src.busy_ns);
+  c.shares_out = relaxed(src.shares_out);
+  c.shares_in = relaxed(src.shares_in);
   return c;
 }
 
@@ -660,6 +827,7 @@ void Dataplane::run(Worker& w) {
     } else {
       writer = std::make_unique<UringTapWriter>(*uring, w.index);
       w.fwd.set_writer(writer.get());
+      w.writer = writer.get();
     }
   }
   if (w.index == 0) {
@@ -725,6 +893,16 @@ void Dataplane::run(Worker& w) {
   }
 
   using Clock = std::chrono::steady_clock;
+  // Adds the time from its making to its end to total (the worker's busy_ns).
+  struct BusyClock {
+    std::uint64_t& total;
+    Clock::time_point start = Clock::now();
+    ~BusyClock() {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
+      std::atomic_ref<std::uint64_t>(total).store(total + static_cast<std::uint64_t>(ns.count()),
+                                                  std::memory_order_relaxed);
+    }
+  };
   Clock::time_point spin_until;
   epoll_event evs[kEventsPerWait];
   std::uint64_t turns = 0;
@@ -732,23 +910,27 @@ void Dataplane::run(Worker& w) {
     // A plain store, no read-modify-write: the only writer is this thread.
     w.turns.store(++turns, std::memory_order_relaxed);
     if (version_.load(std::memory_order_acquire) != w.version) switch_view(w, watch, unwatch);
+    if (!w.inbox.empty() && shares_waiting(w)) {
+      BusyClock busy{w.fwd.counters().busy_ns};
+      take_shares(w, watch, unwatch);
+    }
     // For a while after work, look again without sleeping: waking a
     // sleeping thread (an interrupt, the scheduler) costs more latency than
     // the next frame is away. Idle, the worker sleeps and costs nothing.
     const bool spinning = poll_us_ > 0 && Clock::now() < spin_until;
-    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, spinning ? 0 : max_sleep_ms_);
+    int timeout = spinning ? 0 : max_sleep_ms_;
+    if (timeout != 0 && !w.inbox.empty()) {
+      // Either a share handed over from here on sees this and wakes us, or
+      // we see it now.
+      w.sleeping.store(true, std::memory_order_seq_cst);
+      if (shares_waiting(w)) timeout = 0;
+    }
+    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, timeout);
+    w.sleeping.store(false, std::memory_order_relaxed);
     if (n < 0) continue;  // EINTR
     if (n == 0) continue;
     // Busy from here to the end of the turn, whichever way it ends.
-    struct BusyClock {
-      std::uint64_t& total;
-      Clock::time_point start = Clock::now();
-      ~BusyClock() {
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
-        std::atomic_ref<std::uint64_t>(total).store(total + static_cast<std::uint64_t>(ns.count()),
-                                                    std::memory_order_relaxed);
-      }
-    } busy{w.fwd.counters().busy_ns};
+    BusyClock busy{w.fwd.counters().busy_ns};
     if (poll_us_ > 0) spin_until = busy.start + std::chrono::microseconds(poll_us_);
     if (steering_.valid()) rebalance(busy.start);
     ready_taps.clear();

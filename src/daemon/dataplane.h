@@ -30,6 +30,20 @@
 // - Which worker a frame reaches is the kernel's choice, steered (Steer
 //   below): by default each worker is pinned to a CPU and gets the frames
 //   that arrive on it; a saturated CPU's go to a CPU with time to spare.
+// - A flood through the broadcast queue (from the lower; a device's floods
+//   reach its siblings inline, in order with its unicasts, as in the
+//   kernel) to kSplitMin devices or more is shared out among the workers:
+//   the worker that decided it writes the copies of the devices it owns
+//   (DeviceId modulo the workers) and hands each other worker a copy of the
+//   frame with that worker's devices (FloodShare, through a single-producer
+//   ring per pair of workers, in order, so each device still gets a port's
+//   floods in the order one worker decided them). A share keeps the view
+//   it was decided in alive; the receiving worker writes only to devices
+//   its own view still has, so a device the control path removed gets
+//   nothing after wait_for(). A full ring (more than the port's bcqueuelen,
+//   or kInboxSlots, floods waiting) drops the flood for every device, as
+//   the kernel's full broadcast queue does (kBcQueueFull). Shares cost no
+//   allocation once a ring's slots have grown to the largest flood.
 // - Counters are per worker (single writer, cache-line apart); the control
 //   path sums them (device_counters(), port_counters()). Nothing on the data
 //   path allocates per frame, logs, or waits for a lock (the CPU-load look
@@ -159,6 +173,30 @@ class TapWriter {
                      core::PortCounters& drops) = 0;
 };
 
+// The copies of one queued flood that another worker writes: the frame as
+// decided (its own copy), and that worker's devices.
+struct FloodShare {
+  std::shared_ptr<const void> keep;  // holds what `port` lives in (the view)
+  const PortView* port = nullptr;    // where the flood was decided
+  std::uint64_t version = 0;         // the deciding worker's view version
+  io::VnetHeader vnet;
+  bool from_device = false;
+  std::vector<std::uint8_t> frame;    // capacity kept from flood to flood
+  std::vector<core::Target> targets;  // capacity kept from flood to flood
+};
+
+// Where a Forwarder hands the copies other workers write.
+class FloodSink {
+ public:
+  virtual ~FloodSink() = default;
+  virtual std::size_t workers() const = 0;
+  // A free share for worker w, to fill and commit(w), while fewer than limit
+  // wait for w; null when that many do (the flood is then dropped).
+  virtual FloodShare* claim(std::size_t w, std::size_t limit) = 0;
+  // Hands the share claim(w) gave over to w.
+  virtual void commit(std::size_t w) = 0;
+};
+
 // Per-worker totals (beyond the per-device and per-port counters).
 struct WorkerCounters {
   std::uint64_t copies = 0;  // TAP writes and lower sends attempted
@@ -167,7 +205,9 @@ struct WorkerCounters {
   std::uint64_t tap_rx_frames = 0;  // frames read from devices
   std::uint64_t oversize = 0;       // frames bigger than a slot (never forwarded)
   std::uint64_t bursts = 0;
-  std::uint64_t busy_ns = 0;  // time spent on turns that had work (not waiting)
+  std::uint64_t busy_ns = 0;     // time spent on turns that had work (not waiting)
+  std::uint64_t shares_out = 0;  // floods handed to other workers (one per share)
+  std::uint64_t shares_in = 0;   // shares this worker wrote for others
 };
 
 // The burst logic of one worker, without threads or epoll: what a worker
@@ -175,15 +215,32 @@ struct WorkerCounters {
 // virtio-net header, say) that no kernel would hand out.
 class Forwarder {
  public:
+  // Floods through the broadcast queue to at least this many devices are
+  // shared out (with a FloodSink and two workers or more).
+  static constexpr std::size_t kSplitMin = 32;
+  // Frames longer than this are never shared out (a GSO super-frame flood).
+  static constexpr std::size_t kMaxShareFrame = 16384;
+
   explicit Forwarder(std::size_t worker);
   // TAP writes go through w from now on (null: written at once).
   void set_writer(TapWriter* w) { writer_ = w; }
+  // Floods of at least min_copies queued copies are shared out through
+  // sink from now on (null: this worker writes every copy).
+  void set_flood_sink(FloodSink* sink, std::size_t min_copies = kSplitMin) {
+    sink_ = sink;
+    split_min_ = min_copies;
+  }
 
   // A burst read from the port's lower (through rings[worker]).
   // With macnat on the port, the frames may be rewritten in place.
   void from_lower(const PortView& view, io::FrameBatch& batch);
   // A burst read from device `from`'s TAP.
   void from_device(const PortView& view, core::DeviceId from, io::FrameBatch& batch);
+  // The copies another worker handed over. now: the same port in this
+  // worker's view (share.port when both decided in the same view; null
+  // when the port is gone): only the devices it still has get a copy. The
+  // frame must stay as it is until the writer's flush.
+  void from_share(const FloodShare& share, const PortView* now);
 
   std::size_t worker() const { return worker_; }
   WorkerCounters& counters() { return counters_; }
@@ -194,6 +251,13 @@ class Forwarder {
   void deliver(const PortView& view, std::span<const std::uint8_t> frame,
                const io::VnetHeader& vnet, const core::Verdict& v, bool queued_pass,
                bool from_device);
+  // A queued flood with copies for other workers: writes this worker's own
+  // and hands the rest over. False when it is not to be shared out.
+  bool share_out(const PortView& view, std::span<const std::uint8_t> frame,
+                 const io::VnetHeader& vnet, const core::Verdict& v, bool from_device);
+  // One copy, to target t's device.
+  void copy_to(const PortView& view, const core::Target& t, std::span<const std::uint8_t> frame,
+               const io::VnetHeader& vnet, bool from_device);
 
   // Copies what the capture on the port watches of the burst just decided
   // (from: kNoDevice for the lower).
@@ -215,6 +279,8 @@ class Forwarder {
 
   std::size_t worker_;
   TapWriter* writer_ = nullptr;
+  FloodSink* sink_ = nullptr;
+  std::size_t split_min_ = kSplitMin;
   core::DecisionBatch decisions_;
   WorkerCounters counters_;
   // Scratch of from_device(): what goes out the lower, and what each frame became.
@@ -285,6 +351,9 @@ class Dataplane {
   // The CPU worker w is pinned to, -1 when it is not.
   int worker_cpu(std::size_t w) const;
 
+  // Floods waiting for one worker from another, at most.
+  static constexpr std::size_t kInboxSlots = 256;
+
   static constexpr int kLoadSampleMs = 20;
   // A CPU busier than this is saturated, one less busy than kCalmBusy no
   // longer; decide_steering() (steer_policy.h) decides where a saturated
@@ -295,12 +364,19 @@ class Dataplane {
  private:
   struct Worker;
   struct Reg;
+  struct Inbox;
+  class Sink;
 
   void run(Worker& w);
   // Moves w to the newest view, calling watch/unwatch for what comes and
   // goes, and tells wait_for() about it.
   void switch_view(Worker& w, const std::function<void(Reg&)>& watch,
                    const std::function<void(Reg&)>& unwatch);
+  // Writes the floods other workers handed w (switching w to the newest
+  // view first when a share is newer than w's view).
+  void take_shares(Worker& w, const std::function<void(Reg&)>& watch,
+                   const std::function<void(Reg&)>& unwatch);
+  bool shares_waiting(const Worker& w) const;
   void notify(const Notice& n);
   // A worker with work: every kLoadSampleMs at most, one of them reads the
   // CPUs' load and sets each CPU's steering mode.

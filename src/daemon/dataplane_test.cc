@@ -24,6 +24,28 @@ using io::testing::ScopedNetns;
 const io::MacBytes kA{0x02, 0, 0, 0, 0, 0x0a};
 const io::MacBytes kB{0x02, 0, 0, 0, 0, 0x0b};
 
+// A bridge device NAME with mac, up: its TAP in ns, its place in port and
+// its I/O in view (at index = its DeviceId).
+void add_bridge_device(const io::NetnsFd& ns, const std::string& name, const io::MacBytes& mac,
+                       core::Port& port, PortView& view) {
+  auto dev = std::make_shared<DeviceIo>();
+  ASSERT_EQ(io::TapDevice::open(ns, name, &dev->tap), 0);
+  ASSERT_EQ(dev->tap.set_mac(mac), 0);
+  ASSERT_EQ(dev->tap.set_up(true), 0);
+  core::DeviceSpec spec;
+  spec.name = name;
+  spec.mode = core::Mode::kBridge;
+  spec.address = core::MacAddress(mac);
+  core::DeviceId id;
+  ASSERT_TRUE(port.add_device(spec, 0, &id).ok());
+  core::DeviceChange up;
+  up.up = true;
+  ASSERT_TRUE(port.change_device(id, up).ok());
+  ASSERT_EQ(id, view.devices.size());
+  dev->id = id;
+  view.devices.push_back(std::move(dev));
+}
+
 class ForwarderTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -36,23 +58,8 @@ class ForwarderTest : public ::testing::Test {
     lower.mtu = 1500;
     auto port = std::make_shared<core::Port>(lower);
     view_.io = std::make_shared<PortIo>();  // no lower: nothing leaves by the wire
-    for (const auto& [name, mac] : {std::pair{"umvta", kA}, std::pair{"umvtb", kB}}) {
-      auto dev = std::make_shared<DeviceIo>();
-      ASSERT_EQ(io::TapDevice::open(ns, name, &dev->tap), 0);
-      ASSERT_EQ(dev->tap.set_mac(mac), 0);
-      ASSERT_EQ(dev->tap.set_up(true), 0);
-      core::DeviceSpec spec;
-      spec.name = name;
-      spec.mode = core::Mode::kBridge;
-      spec.address = core::MacAddress(mac);
-      core::DeviceId id;
-      ASSERT_TRUE(port->add_device(spec, 0, &id).ok());
-      core::DeviceChange up;
-      up.up = true;
-      ASSERT_TRUE(port->change_device(id, up).ok());
-      dev->id = id;
-      view_.devices.push_back(std::move(dev));
-    }
+    for (const auto& [name, mac] : {std::pair{"umvta", kA}, std::pair{"umvtb", kB}})
+      ASSERT_NO_FATAL_FAILURE(add_bridge_device(ns, name, mac, *port, view_));
     view_.port = port;
     ASSERT_EQ(io::PacketLower::open(ns, view_.devices[1]->tap.ifindex(), &capture_b_), 0);
   }
@@ -149,6 +156,119 @@ TEST_F(ForwarderTest, SpoofedFramesAreDroppedWhenSpoofchkIsOn) {
   EXPECT_EQ(seen_at_b({0x4004, 0x4005}), std::set<std::uint32_t>{0x4005});
   EXPECT_EQ(Dataplane::port_counters(*view_.io).drops_for(core::DropReason::kSpoofed), 1u);
   EXPECT_EQ(Dataplane::device_counters(*view_.devices[0]).tx_dropped, 1u);
+}
+
+// ---------------------------------------------------------- shared floods
+
+// A FloodSink of two workers whose rings are vectors the test looks into.
+class TestSink final : public FloodSink {
+ public:
+  std::size_t workers() const override { return 2; }
+  FloodShare* claim(std::size_t w, std::size_t limit) override {
+    EXPECT_EQ(w, 1u);
+    if (full || handed.size() >= limit) return nullptr;
+    return &open;
+  }
+  void commit(std::size_t) override { handed.push_back(open); }
+  bool full = false;
+  FloodShare open;
+  std::vector<FloodShare> handed;
+};
+
+const io::MacBytes kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+const io::MacBytes kOutside{0x02, 0, 0, 0, 0x55, 0x55};
+
+// fwd, sharing out floods of 2 copies or more through sink, decides one
+// broadcast from the lower carrying marker.
+void flood_from_lower(Forwarder& fwd, FloodSink& sink, const PortView& view, std::uint32_t marker) {
+  fwd.set_flood_sink(&sink, 2);
+  io::FrameBatch batch(core::kMaxFrameSize);
+  add(batch, make_frame(kBroadcast, kOutside, marker, 100));
+  fwd.from_lower(view, batch);
+}
+
+// A broadcast from the lower to devices 0 and 1: worker 0 writes device 0's
+// copy and hands device 1's to worker 1, which writes it from the share.
+TEST_F(ForwarderTest, AFloodIsSharedOutToTheWorkerOwningEachDevice) {
+  io::PacketLower capture_a;
+  ASSERT_EQ(io::PacketLower::open(ns_.open(), view_.devices[0]->tap.ifindex(), &capture_a), 0);
+  TestSink sink;
+  flood_from_lower(fwd_, sink, view_, 0x7001);
+  ASSERT_EQ(sink.handed.size(), 1u);
+  const FloodShare& share = sink.handed[0];
+  ASSERT_EQ(share.targets.size(), 1u);
+  EXPECT_EQ(share.targets[0].device, 1u);
+  EXPECT_EQ(share.port, &view_);
+  EXPECT_FALSE(share.from_device);
+  EXPECT_TRUE(has_marker(share.frame, 0x7001));
+  EXPECT_EQ(fwd_.counters().shares_out, 1u);
+  EXPECT_EQ(collect(
+                capture_a, 2, [](auto f) { return has_marker(f, 0x7001); },
+                std::chrono::milliseconds(300))
+                .size(),
+            1u);
+  EXPECT_TRUE(seen_at_b({0x7001}).empty()) << "b's copy is worker 1's to write";
+  EXPECT_EQ(Dataplane::device_counters(*view_.devices[1]).rx_packets, 0u);
+
+  Forwarder other(1);
+  other.from_share(share, &view_);
+  EXPECT_EQ(seen_at_b({0x7001}), std::set<std::uint32_t>{0x7001});
+  const core::DeviceCounters b = Dataplane::device_counters(*view_.devices[1]);
+  EXPECT_EQ(b.rx_packets, 1u);
+  EXPECT_EQ(b.rx_multicast, 1u);
+  EXPECT_EQ(other.counters().shares_in, 1u);
+}
+
+// A device's broadcast reaches its siblings inline, as in the kernel (in
+// order with the device's unicasts to them): never shared out.
+TEST_F(ForwarderTest, ADevicesFloodIsWrittenByTheWorkerThatReadIt) {
+  TestSink sink;
+  fwd_.set_flood_sink(&sink, 1);
+  io::FrameBatch batch(core::kMaxFrameSize);
+  add(batch, make_frame(kBroadcast, kA, 0x7005, 100));
+  fwd_.from_device(view_, 0, batch);
+  EXPECT_TRUE(sink.handed.empty());
+  EXPECT_EQ(seen_at_b({0x7005}), std::set<std::uint32_t>{0x7005});
+}
+
+// No room in the other worker's ring (or more waiting than the port's
+// bcqueuelen): nobody gets the flood, and it counts as bc_queue_full.
+TEST_F(ForwarderTest, AFloodWithoutRoomToShareReachesNobody) {
+  TestSink sink;
+  sink.full = true;
+  flood_from_lower(fwd_, sink, view_, 0x7002);
+  EXPECT_TRUE(sink.handed.empty());
+  EXPECT_EQ(Dataplane::port_counters(*view_.io).drops_for(core::DropReason::kBcQueueFull), 1u);
+  EXPECT_EQ(Dataplane::device_counters(*view_.devices[0]).rx_packets, 0u);
+  EXPECT_EQ(Dataplane::device_counters(*view_.devices[1]).rx_packets, 0u);
+
+  // Below the split threshold the worker writes every copy itself.
+  fwd_.set_flood_sink(&sink, 3);
+  io::FrameBatch batch(core::kMaxFrameSize);
+  add(batch, make_frame(kBroadcast, kOutside, 0x7003, 100));
+  fwd_.from_lower(view_, batch);
+  EXPECT_EQ(seen_at_b({0x7003}), std::set<std::uint32_t>{0x7003});
+  EXPECT_EQ(Dataplane::device_counters(*view_.devices[0]).rx_packets, 1u);
+}
+
+// A share decided in an older view reaches only the devices the receiving
+// worker's view still has: not one removed (or replaced) since, nor any
+// once the port is gone.
+TEST_F(ForwarderTest, ASharedFloodSkipsDevicesGoneFromTheNewerView) {
+  TestSink sink;
+  flood_from_lower(fwd_, sink, view_, 0x7004);
+  ASSERT_EQ(sink.handed.size(), 1u);
+  Forwarder other(1);
+  PortView newer = view_;
+  newer.devices[1] = std::make_shared<DeviceIo>();  // another device in b's slot
+  other.from_share(sink.handed[0], &newer);
+  other.from_share(sink.handed[0], nullptr);
+  EXPECT_TRUE(seen_at_b({0x7004}).empty());
+  EXPECT_EQ(Dataplane::device_counters(*view_.devices[1]).rx_packets, 0u);
+  // The same device in a newer view still gets it.
+  newer.devices[1] = view_.devices[1];
+  other.from_share(sink.handed[0], &newer);
+  EXPECT_EQ(seen_at_b({0x7004}), std::set<std::uint32_t>{0x7004});
 }
 
 // ---------------------------------------------------------------- macnat
@@ -273,6 +393,86 @@ TEST(DataplaneThreads, PublishedViewsAreTakenUpByEveryWorker) {
   EXPECT_GT(v2, v1);
   EXPECT_TRUE(dp.wait_for(v2, 2000));
   EXPECT_TRUE(dp.take_notices().empty());
+}
+
+// Two workers, a real lower and 40 devices: broadcasts from the wire reach
+// every device once, each device's in the order sent, written by both
+// workers (the floods are shared out).
+TEST(DataplaneThreads, FloodsToManyDevicesAreWrittenByEveryWorkerInOrder) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  ScopedNetns ns;
+  ASSERT_TRUE(ns.ok());
+  ASSERT_EQ(ns.ip("link add lower0 type veth peer name wire0"), 0);
+  ASSERT_EQ(ns.ip("link set lower0 up"), 0);
+  ASSERT_EQ(ns.ip("link set wire0 up"), 0);
+  const io::NetnsFd fd = ns.open();
+  core::LowerState lower;
+  lower.name = "lower0";
+  lower.mac = core::MacAddress({0x02, 0, 0, 0, 0, 0xee});
+  auto port = std::make_shared<core::Port>(lower);
+  PortView pv;
+  pv.io = std::make_shared<PortIo>();
+  constexpr std::size_t kDevices = 40;
+  for (std::size_t i = 0; i < kDevices; ++i) {
+    const io::MacBytes mac{0x02, 0, 0, 0, 1, static_cast<std::uint8_t>(i)};
+    ASSERT_NO_FATAL_FAILURE(add_bridge_device(fd, "umvf" + std::to_string(i), mac, *port, pv));
+  }
+  pv.port = port;
+  const int lower_index = io::testing::ifindex_in(fd, "lower0");
+  for (std::size_t w = 0; w < 2; ++w) {
+    io::PacketLower ring;
+    io::PacketLower::Options o;
+    o.fanout_group = static_cast<int>((::getpid() * 7 + 3) & 0xffff);
+    ASSERT_EQ(io::PacketLower::open(fd, lower_index, &ring, o), 0);
+    pv.io->rings.push_back(std::move(ring));
+  }
+  // Watch one device of each worker (0 and 1: DeviceId modulo 2).
+  io::PacketLower watch0, watch1, wire;
+  ASSERT_EQ(io::PacketLower::open(fd, pv.devices[0]->tap.ifindex(), &watch0), 0);
+  ASSERT_EQ(io::PacketLower::open(fd, pv.devices[1]->tap.ifindex(), &watch1), 0);
+  ASSERT_EQ(io::PacketLower::open(fd, io::testing::ifindex_in(fd, "wire0"), &wire), 0);
+  auto view = std::make_shared<DataplaneView>();
+  view->ports.push_back(pv);
+  constexpr std::uint32_t kFloods = 30;
+  std::uint32_t round = 0;
+  // With io_uring and with one system call a write.
+  for (TapIo tap_io : {TapIo::kAuto, TapIo::kSyscalls}) {
+    ++round;
+    Dataplane dp(2, tap_io, 0, -1, Steer::kFlow);
+    ASSERT_TRUE(dp.wait_for(dp.publish(view), 2000));
+    const std::uint32_t first = 0x8000 + round * 0x100;
+    for (std::uint32_t k = 0; k < kFloods; ++k)
+      ASSERT_EQ(wire.send(make_frame(kBroadcast, kOutside, first + k, 100)), 0);
+    const auto ours = [](auto f) {
+      return f.size() >= 6 && std::equal(kBroadcast.begin(), kBroadcast.end(), f.begin()) &&
+             std::equal(kOutside.begin(), kOutside.end(), f.begin() + 6);
+    };
+    for (io::PacketLower* w : {&watch0, &watch1}) {
+      const auto got = collect(*w, kFloods, ours);
+      ASSERT_EQ(got.size(), kFloods);
+      for (std::uint32_t k = 0; k < kFloods; ++k)
+        EXPECT_TRUE(has_marker(got[k], first + k)) << "copy " << k << " out of order";
+    }
+    // Every device got every flood (counted once written).
+    const std::uint64_t want = std::uint64_t{kFloods} * round;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    auto all_there = [&] {
+      for (const auto& d : pv.devices) {
+        if (Dataplane::device_counters(*d).rx_packets != want) return false;
+      }
+      return true;
+    };
+    while (!all_there() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (const auto& d : pv.devices)
+      EXPECT_EQ(Dataplane::device_counters(*d).rx_packets, want) << "device " << d->id;
+    const std::uint64_t out = dp.worker_counters(0).shares_out + dp.worker_counters(1).shares_out;
+    const std::uint64_t in = dp.worker_counters(0).shares_in + dp.worker_counters(1).shares_in;
+    EXPECT_EQ(out, kFloods);
+    EXPECT_EQ(in, kFloods);
+    EXPECT_EQ(Dataplane::port_counters(*pv.io).drops_for(core::DropReason::kBcQueueFull), 0u);
+  }
+  for (auto& d : pv.devices) d->tap.destroy();
 }
 
 // Steering by CPU (root: it loads an eBPF program): each worker is pinned

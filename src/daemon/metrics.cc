@@ -177,6 +177,15 @@ std::string render_metrics(const MetricsSnapshot& s) {
     for (std::size_t w = 0; w < s.workers.size(); ++w)
       fam.sample(fmt::format("{{worker=\"{}\"}}", w), s.workers[w].bursts);
   }
+  {
+    Family fam(out, "umacvlan_worker_flood_shares_total", "counter",
+               "Floods to many devices shared out between dataplane workers: out, handed to "
+               "another worker; in, written for another worker.");
+    for (std::size_t w = 0; w < s.workers.size(); ++w) {
+      fam.sample(fmt::format("{{worker=\"{}\",direction=\"out\"}}", w), s.workers[w].shares_out);
+      fam.sample(fmt::format("{{worker=\"{}\",direction=\"in\"}}", w), s.workers[w].shares_in);
+    }
+  }
 
   {
     Family fam(out, "umacvlan_control_requests_total", "counter",

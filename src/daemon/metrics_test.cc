@@ -44,6 +44,8 @@ MetricsSnapshot known_snapshot() {
   w.tap_rx_frames = 8;
   w.bursts = 3;
   w.busy_ns = 250000000;
+  w.shares_out = 6;
+  w.shares_in = 2;
   s.workers.push_back(w);
   s.control = {.ok = 11, .refused = 2, .error = 1};
   s.start_time_seconds = 1764500000.25;
@@ -106,6 +108,10 @@ umacvlan_worker_busy_seconds_total{worker="0"} 0.25
 # HELP umacvlan_worker_bursts_total Bursts a dataplane worker handled (frames per burst: frames / bursts).
 # TYPE umacvlan_worker_bursts_total counter
 umacvlan_worker_bursts_total{worker="0"} 3
+# HELP umacvlan_worker_flood_shares_total Floods to many devices shared out between dataplane workers: out, handed to another worker; in, written for another worker.
+# TYPE umacvlan_worker_flood_shares_total counter
+umacvlan_worker_flood_shares_total{worker="0",direction="out"} 6
+umacvlan_worker_flood_shares_total{worker="0",direction="in"} 2
 # HELP umacvlan_control_requests_total Control requests answered: ok, refused (by the rules, the kernel or the peer check) or error (malformed, too large, timed out, internal error).
 # TYPE umacvlan_control_requests_total counter
 umacvlan_control_requests_total{result="ok"} 11
