@@ -114,6 +114,10 @@ bool Forwarder::share_out(const PortView& view, std::span<const std::uint8_t> fr
     if (o == worker_) continue;
     share[o] = sink_->claim(o, limit);
     if (share[o] == nullptr) {
+      // The shares claimed so far are not handed over: they let go of the view.
+      for (std::size_t k = 0; k < o; ++k) {
+        if (share[k] != nullptr) share[k]->keep.reset();
+      }
       core::count_drop(view.io->drops[worker_], core::DropReason::kBcQueueFull);
       return true;
     }
@@ -132,7 +136,11 @@ bool Forwarder::share_out(const PortView& view, std::span<const std::uint8_t> fr
     }
   }
   for (std::size_t o = 0; o < n; ++o) {
-    if (o == worker_ || share[o]->targets.empty()) continue;
+    if (o == worker_) continue;
+    if (share[o]->targets.empty()) {
+      share[o]->keep.reset();  // not handed over: it must not hold the view
+      continue;
+    }
     sink_->commit(o);
     ++counters_.shares_out;
   }

@@ -191,7 +191,8 @@ class FloodSink {
   virtual ~FloodSink() = default;
   virtual std::size_t workers() const = 0;
   // A free share for worker w, to fill and commit(w), while fewer than limit
-  // wait for w; null when that many do (the flood is then dropped).
+  // wait for w; null when that many do (the flood is then dropped). A share
+  // claimed and not committed has its keep reset by the caller.
   virtual FloodShare* claim(std::size_t w, std::size_t limit) = 0;
   // Hands the share claim(w) gave over to w.
   virtual void commit(std::size_t w) = 0;

@@ -167,6 +167,7 @@ class TestSink final : public FloodSink {
   FloodShare* claim(std::size_t w, std::size_t limit) override {
     EXPECT_EQ(w, 1u);
     if (full || handed.size() >= limit) return nullptr;
+    open.keep = std::make_shared<int>(0);  // what a worker's sink holds: its view
     return &open;
   }
   void commit(std::size_t) override { handed.push_back(open); }
@@ -248,6 +249,25 @@ TEST_F(ForwarderTest, AFloodWithoutRoomToShareReachesNobody) {
   add(batch, make_frame(kBroadcast, kOutside, 0x7003, 100));
   fwd_.from_lower(view_, batch);
   EXPECT_EQ(seen_at_b({0x7003}), std::set<std::uint32_t>{0x7003});
+  EXPECT_EQ(Dataplane::device_counters(*view_.devices[0]).rx_packets, 1u);
+}
+
+// A flood none of whose devices another worker owns is not handed over,
+// and the share it claimed lets go of what it held.
+TEST_F(ForwarderTest, AShareWithNothingForTheOtherWorkerIsNotHandedOver) {
+  auto port = std::make_shared<core::Port>(*view_.port);
+  core::DeviceChange down;
+  down.up = false;
+  ASSERT_TRUE(port->change_device(1, down).ok());
+  view_.port = port;
+  TestSink sink;
+  fwd_.set_flood_sink(&sink, 1);
+  io::FrameBatch batch(core::kMaxFrameSize);
+  add(batch, make_frame(kBroadcast, kOutside, 0x7006, 100));
+  fwd_.from_lower(view_, batch);
+  EXPECT_TRUE(sink.handed.empty());
+  EXPECT_EQ(sink.open.keep, nullptr);
+  EXPECT_EQ(fwd_.counters().shares_out, 0u);
   EXPECT_EQ(Dataplane::device_counters(*view_.devices[0]).rx_packets, 1u);
 }
 
