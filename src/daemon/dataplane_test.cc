@@ -25,7 +25,7 @@ const io::MacBytes kA{0x02, 0, 0, 0, 0, 0x0a};
 const io::MacBytes kB{0x02, 0, 0, 0, 0, 0x0b};
 
 // A bridge device NAME with mac, up: its TAP in ns, its place in port and
-// its I/O in view (at index = its DeviceId).
+// its I/O in view (at index = its DeviceId, a free slot or a new one).
 void add_bridge_device(const io::NetnsFd& ns, const std::string& name, const io::MacBytes& mac,
                        core::Port& port, PortView& view) {
   auto dev = std::make_shared<DeviceIo>();
@@ -41,9 +41,9 @@ void add_bridge_device(const io::NetnsFd& ns, const std::string& name, const io:
   core::DeviceChange up;
   up.up = true;
   ASSERT_TRUE(port.change_device(id, up).ok());
-  ASSERT_EQ(id, view.devices.size());
   dev->id = id;
-  view.devices.push_back(std::move(dev));
+  if (view.devices.size() <= id) view.devices.resize(id + 1);
+  view.devices[id] = std::move(dev);
 }
 
 class ForwarderTest : public ::testing::Test {
@@ -65,6 +65,13 @@ class ForwarderTest : public ::testing::Test {
   }
   void TearDown() override {
     for (auto& d : view_.devices) d->tap.destroy();
+  }
+
+  // The port from now on: as it was, with change made to device id.
+  void change_device(core::DeviceId id, const core::DeviceChange& change) {
+    auto port = std::make_shared<core::Port>(*view_.port);
+    ASSERT_TRUE(port->change_device(id, change).ok());
+    view_.port = port;
   }
 
   // Which of the markers reached b's stack (one read of the capture).
@@ -143,11 +150,9 @@ TEST_F(ForwarderTest, AFrameLongerThanTheMtuIsNotForwardedUnlessGso) {
 }
 
 TEST_F(ForwarderTest, SpoofedFramesAreDroppedWhenSpoofchkIsOn) {
-  auto port = std::make_shared<core::Port>(*view_.port);
   core::DeviceChange on;
   on.spoofchk = true;
-  ASSERT_TRUE(port->change_device(0, on).ok());
-  view_.port = port;
+  ASSERT_NO_FATAL_FAILURE(change_device(0, on));
   io::FrameBatch batch(core::kMaxFrameSize);
   const io::MacBytes someone_else{0x02, 0, 0, 0, 0x99, 0x99};
   add(batch, make_frame(kB, someone_else, 0x4004, 100));
@@ -255,11 +260,9 @@ TEST_F(ForwarderTest, AFloodWithoutRoomToShareReachesNobody) {
 // A flood none of whose devices another worker owns is not handed over,
 // and the share it claimed lets go of what it held.
 TEST_F(ForwarderTest, AShareWithNothingForTheOtherWorkerIsNotHandedOver) {
-  auto port = std::make_shared<core::Port>(*view_.port);
   core::DeviceChange down;
   down.up = false;
-  ASSERT_TRUE(port->change_device(1, down).ok());
-  view_.port = port;
+  ASSERT_NO_FATAL_FAILURE(change_device(1, down));
   TestSink sink;
   fwd_.set_flood_sink(&sink, 1);
   io::FrameBatch batch(core::kMaxFrameSize);
@@ -415,54 +418,78 @@ TEST(DataplaneThreads, PublishedViewsAreTakenUpByEveryWorker) {
   EXPECT_TRUE(dp.take_notices().empty());
 }
 
-// Two workers, a real lower and 40 devices: broadcasts from the wire reach
-// every device once, each device's in the order sent, written by both
-// workers (the floods are shared out).
-TEST(DataplaneThreads, FloodsToManyDevicesAreWrittenByEveryWorkerInOrder) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-  ScopedNetns ns;
-  ASSERT_TRUE(ns.ok());
-  ASSERT_EQ(ns.ip("link add lower0 type veth peer name wire0"), 0);
-  ASSERT_EQ(ns.ip("link set lower0 up"), 0);
-  ASSERT_EQ(ns.ip("link set wire0 up"), 0);
-  const io::NetnsFd fd = ns.open();
-  core::LowerState lower;
-  lower.name = "lower0";
-  lower.mac = core::MacAddress({0x02, 0, 0, 0, 0, 0xee});
-  auto port = std::make_shared<core::Port>(lower);
-  PortView pv;
-  pv.io = std::make_shared<PortIo>();
-  constexpr std::size_t kDevices = 40;
-  for (std::size_t i = 0; i < kDevices; ++i) {
-    const io::MacBytes mac{0x02, 0, 0, 0, 1, static_cast<std::uint8_t>(i)};
-    ASSERT_NO_FATAL_FAILURE(add_bridge_device(fd, "umvf" + std::to_string(i), mac, *port, pv));
+// Two workers' setting: a veth lower (lower0; its peer wire0 is the wire to
+// send from) with a ring per worker in one fanout group, and kDevices
+// bridge devices on it.
+class FloodThreads : public ::testing::Test {
+ protected:
+  static constexpr std::size_t kDevices = 40;
+
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    ASSERT_TRUE(ns_.ok());
+    ASSERT_EQ(ns_.ip("link add lower0 type veth peer name wire0"), 0);
+    ASSERT_EQ(ns_.ip("link set lower0 up"), 0);
+    ASSERT_EQ(ns_.ip("link set wire0 up"), 0);
+    fd_ = ns_.open();
+    core::LowerState lower;
+    lower.name = "lower0";
+    lower.mac = core::MacAddress({0x02, 0, 0, 0, 0, 0xee});
+    auto port = std::make_shared<core::Port>(lower);
+    pv_.io = std::make_shared<PortIo>();
+    for (std::size_t i = 0; i < kDevices; ++i)
+      ASSERT_NO_FATAL_FAILURE(add_bridge_device(fd_, name(i), mac(i), *port, pv_));
+    pv_.port = port;
+    const int lower_index = io::testing::ifindex_in(fd_, "lower0");
+    for (std::size_t w = 0; w < 2; ++w) {
+      io::PacketLower ring;
+      io::PacketLower::Options o;
+      o.fanout_group = static_cast<int>((::getpid() * 7 + 3) & 0xffff);
+      ASSERT_EQ(io::PacketLower::open(fd_, lower_index, &ring, o), 0);
+      pv_.io->rings.push_back(std::move(ring));
+    }
+    ASSERT_EQ(io::PacketLower::open(fd_, io::testing::ifindex_in(fd_, "wire0"), &wire_), 0);
   }
-  pv.port = port;
-  const int lower_index = io::testing::ifindex_in(fd, "lower0");
-  for (std::size_t w = 0; w < 2; ++w) {
-    io::PacketLower ring;
-    io::PacketLower::Options o;
-    o.fanout_group = static_cast<int>((::getpid() * 7 + 3) & 0xffff);
-    ASSERT_EQ(io::PacketLower::open(fd, lower_index, &ring, o), 0);
-    pv.io->rings.push_back(std::move(ring));
+  void TearDown() override {
+    for (auto& d : pv_.devices) {
+      if (d != nullptr) d->tap.destroy();
+    }
   }
+
+  static std::string name(std::size_t i) { return "umvf" + std::to_string(i); }
+  static io::MacBytes mac(std::size_t i) {
+    return {0x02, 0, 0, 0, 1, static_cast<std::uint8_t>(i)};
+  }
+  // Publishes the port as it is now to dp; true once every worker runs it.
+  bool publish(Dataplane& dp) {
+    auto view = std::make_shared<DataplaneView>();
+    view->ports.push_back(pv_);
+    return dp.wait_for(dp.publish(view), 2000);
+  }
+
+  ScopedNetns ns_;
+  io::NetnsFd fd_;
+  PortView pv_;
+  io::PacketLower wire_;
+};
+
+// Broadcasts from the wire reach every device once, each device's in the
+// order sent, written by both workers (the floods are shared out).
+TEST_F(FloodThreads, FloodsToManyDevicesAreWrittenByEveryWorkerInOrder) {
   // Watch one device of each worker (0 and 1: DeviceId modulo 2).
-  io::PacketLower watch0, watch1, wire;
-  ASSERT_EQ(io::PacketLower::open(fd, pv.devices[0]->tap.ifindex(), &watch0), 0);
-  ASSERT_EQ(io::PacketLower::open(fd, pv.devices[1]->tap.ifindex(), &watch1), 0);
-  ASSERT_EQ(io::PacketLower::open(fd, io::testing::ifindex_in(fd, "wire0"), &wire), 0);
-  auto view = std::make_shared<DataplaneView>();
-  view->ports.push_back(pv);
+  io::PacketLower watch0, watch1;
+  ASSERT_EQ(io::PacketLower::open(fd_, pv_.devices[0]->tap.ifindex(), &watch0), 0);
+  ASSERT_EQ(io::PacketLower::open(fd_, pv_.devices[1]->tap.ifindex(), &watch1), 0);
   constexpr std::uint32_t kFloods = 30;
   std::uint32_t round = 0;
   // With io_uring and with one system call a write.
   for (TapIo tap_io : {TapIo::kAuto, TapIo::kSyscalls}) {
     ++round;
     Dataplane dp(2, tap_io, 0, -1, Steer::kFlow);
-    ASSERT_TRUE(dp.wait_for(dp.publish(view), 2000));
+    ASSERT_TRUE(publish(dp));
     const std::uint32_t first = 0x8000 + round * 0x100;
     for (std::uint32_t k = 0; k < kFloods; ++k)
-      ASSERT_EQ(wire.send(make_frame(kBroadcast, kOutside, first + k, 100)), 0);
+      ASSERT_EQ(wire_.send(make_frame(kBroadcast, kOutside, first + k, 100)), 0);
     const auto ours = [](auto f) {
       return f.size() >= 6 && std::equal(kBroadcast.begin(), kBroadcast.end(), f.begin()) &&
              std::equal(kOutside.begin(), kOutside.end(), f.begin() + 6);
@@ -477,22 +504,66 @@ TEST(DataplaneThreads, FloodsToManyDevicesAreWrittenByEveryWorkerInOrder) {
     const std::uint64_t want = std::uint64_t{kFloods} * round;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     auto all_there = [&] {
-      for (const auto& d : pv.devices) {
+      for (const auto& d : pv_.devices) {
         if (Dataplane::device_counters(*d).rx_packets != want) return false;
       }
       return true;
     };
     while (!all_there() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    for (const auto& d : pv.devices)
+    for (const auto& d : pv_.devices)
       EXPECT_EQ(Dataplane::device_counters(*d).rx_packets, want) << "device " << d->id;
     const std::uint64_t out = dp.worker_counters(0).shares_out + dp.worker_counters(1).shares_out;
     const std::uint64_t in = dp.worker_counters(0).shares_in + dp.worker_counters(1).shares_in;
     EXPECT_EQ(out, kFloods);
     EXPECT_EQ(in, kFloods);
-    EXPECT_EQ(Dataplane::port_counters(*pv.io).drops_for(core::DropReason::kBcQueueFull), 0u);
+    EXPECT_EQ(Dataplane::port_counters(*pv_.io).drops_for(core::DropReason::kBcQueueFull), 0u);
   }
-  for (auto& d : pv.devices) d->tap.destroy();
+}
+
+// Devices removed and added while floods run: once wait_for() says the
+// workers have let go of a removed device, no copy reaches it any more,
+// not even one shared out in the view before (its TAP still open, then
+// destroyed, as `link del` does); nothing is written to a closed
+// descriptor.
+TEST_F(FloodThreads, ARemovedDeviceGetsNoCopyOnceTheWorkersHaveLetGo) {
+  Dataplane dp(2);
+  ASSERT_TRUE(publish(dp));
+  // Broadcasts from the wire as fast as they go, so that shares wait in
+  // the workers' rings when a view changes, until the test ends (also when
+  // it fails).
+  struct Sender {
+    std::atomic<bool> stop{false};
+    std::thread thread;
+    ~Sender() {
+      stop.store(true);
+      if (thread.joinable()) thread.join();
+    }
+  } sender;
+  sender.thread = std::thread([&] {
+    for (std::uint32_t k = 0; !sender.stop.load(); ++k) {
+      (void)wire_.send(make_frame(kBroadcast, kOutside, 0x9000 + (k & 0xfff), 64));
+    }
+  });
+  for (std::size_t round = 0; round < 20; ++round) {
+    const core::DeviceId id = static_cast<core::DeviceId>(round % kDevices);
+    auto port = std::make_shared<core::Port>(*pv_.port);
+    port->remove_device(id);
+    pv_.port = port;
+    std::shared_ptr<DeviceIo> gone = std::move(pv_.devices[id]);
+    ASSERT_TRUE(publish(dp));
+    // Its TAP still open: nothing more is written to it.
+    const std::uint64_t rx = Dataplane::device_counters(*gone).rx_packets;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(Dataplane::device_counters(*gone).rx_packets, rx) << "round " << round;
+    gone->tap.destroy();
+    port = std::make_shared<core::Port>(*pv_.port);
+    ASSERT_NO_FATAL_FAILURE(add_bridge_device(fd_, name(id), mac(id), *port, pv_));
+    pv_.port = port;
+    ASSERT_TRUE(publish(dp));
+  }
+  EXPECT_GT(dp.worker_counters(0).shares_in + dp.worker_counters(1).shares_in, 0u);
+  EXPECT_EQ(Dataplane::port_counters(*pv_.io).drops_for(core::DropReason::kIoError), 0u);
 }
 
 // Steering by CPU (root: it loads an eBPF program): each worker is pinned
