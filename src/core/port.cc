@@ -395,21 +395,21 @@ bool Port::lower_allmulti_effective() const {
 
 void count_rx(DeviceCounters& c, std::size_t bytes, bool multicast, bool delivered) {
   if (!delivered) {
-    ++c.rx_dropped;
+    bump(c.rx_dropped);
     return;
   }
-  ++c.rx_packets;
-  c.rx_bytes += bytes;
-  if (multicast) ++c.rx_multicast;
+  bump(c.rx_packets);
+  bump(c.rx_bytes, bytes);
+  if (multicast) bump(c.rx_multicast);
 }
 
 void count_tx(DeviceCounters& c, std::size_t bytes, bool sent) {
   if (!sent) {
-    ++c.tx_dropped;
+    bump(c.tx_dropped);
     return;
   }
-  ++c.tx_packets;
-  c.tx_bytes += bytes;
+  bump(c.tx_packets);
+  bump(c.tx_bytes, bytes);
 }
 
 bool Port::source_copies(const FrameView& f, Verdict& v, DecisionBatch& out) const {

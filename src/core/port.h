@@ -27,6 +27,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -123,12 +124,19 @@ struct PortCounters {
   std::uint64_t lower_rx_dropped() const { return drops_for(DropReason::kBcQueueFull); }
 };
 
+// Adds n to a counter that one thread writes and others may read (with a
+// relaxed atomic load) meanwhile: a relaxed atomic store, no
+// read-modify-write (as cheap as a plain add on the writer's side).
+inline void bump(std::uint64_t& counter, std::uint64_t n = 1) {
+  std::atomic_ref<std::uint64_t>(counter).store(counter + n, std::memory_order_relaxed);
+}
+
 // A copy delivered (or not) to a device: multicast is a flood copy.
 void count_rx(DeviceCounters& c, std::size_t bytes, bool multicast, bool delivered);
 // A frame the device sent, whatever became of it (sent: it was not dropped).
 void count_tx(DeviceCounters& c, std::size_t bytes, bool sent);
 inline void count_drop(PortCounters& c, DropReason r, std::uint64_t n = 1) {
-  if (r != DropReason::kNone) c.drops[static_cast<std::size_t>(r)] += n;
+  if (r != DropReason::kNone) bump(c.drops[static_cast<std::size_t>(r)], n);
 }
 
 struct Device {

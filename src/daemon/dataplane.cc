@@ -142,13 +142,13 @@ bool Forwarder::share_out(const PortView& view, std::span<const std::uint8_t> fr
       continue;
     }
     sink_->commit(o);
-    ++counters_.shares_out;
+    core::bump(counters_.shares_out);
   }
   return true;
 }
 
 void Forwarder::from_share(const FloodShare& share, const PortView* now) {
-  ++counters_.shares_in;
+  core::bump(counters_.shares_in);
   if (now == nullptr) return;
   const PortView& then = *share.port;
   const std::span<const std::uint8_t> frame(share.frame);
@@ -182,7 +182,7 @@ void Forwarder::copy_to(const PortView& view, const core::Target& t,
   }
   const bool flood = t.reason == core::Reason::kFlood;
   if (ok) {
-    ++counters_.copies;
+    core::bump(counters_.copies);
     const std::size_t q = worker_ % dev->tap.queue_count();
     if (writer_ != nullptr) {
       writer_->write(*dev, q, vnet, frame, flood, drops);  // counted when written
@@ -195,9 +195,9 @@ void Forwarder::copy_to(const PortView& view, const core::Target& t,
 }
 
 void Forwarder::from_lower(const PortView& view, io::FrameBatch& batch) {
-  ++counters_.bursts;
-  counters_.lower_rx_frames += batch.count;
-  counters_.oversize += batch.dropped_oversize;
+  core::bump(counters_.bursts);
+  core::bump(counters_.lower_rx_frames, batch.count);
+  core::bump(counters_.oversize, batch.dropped_oversize);
   core::count_drop(view.io->drops[worker_], core::DropReason::kRingFull, batch.dropped_ring_full);
   decisions_.clear();
   if (view.macnat != nullptr) macnat_ingress(view, batch);
@@ -216,9 +216,9 @@ void Forwarder::from_lower(const PortView& view, io::FrameBatch& batch) {
 }
 
 void Forwarder::from_device(const PortView& view, core::DeviceId from, io::FrameBatch& batch) {
-  ++counters_.bursts;
-  counters_.tap_rx_frames += batch.count;
-  counters_.oversize += batch.dropped_oversize;
+  core::bump(counters_.bursts);
+  core::bump(counters_.tap_rx_frames, batch.count);
+  core::bump(counters_.oversize, batch.dropped_oversize);
   DeviceIo* src = from < view.devices.size() ? view.devices[from].get() : nullptr;
   if (src == nullptr) return;
   decisions_.clear();
@@ -336,7 +336,7 @@ void Forwarder::send_wire(const PortView& view, std::size_t n) {
   if (n == 0) return;
   core::PortCounters& drops = view.io->drops[worker_];
   io::PacketLower* wire = worker_ < view.io->rings.size() ? &view.io->rings[worker_] : nullptr;
-  counters_.copies += n;
+  core::bump(counters_.copies, n);
   std::size_t done = 0;
   while (done < n) {
     const int r = wire == nullptr
@@ -345,7 +345,7 @@ void Forwarder::send_wire(const PortView& view, std::size_t n) {
                                          std::span(wire_vnet_).subspan(done, n - done));
     if (r > 0) {
       for (int k = 0; k < r; ++k) sent_[wire_index_[done + k]] = true;
-      counters_.lower_tx_frames += static_cast<std::uint64_t>(r);
+      core::bump(counters_.lower_tx_frames, static_cast<std::uint64_t>(r));
       done += static_cast<std::size_t>(r);
       continue;
     }
