@@ -522,13 +522,9 @@ bool Dataplane::shares_waiting(const Worker& w) const {
 void Dataplane::take_shares(Worker& w, const std::function<void(Reg&)>& watch,
                             const std::function<void(Reg&)>& unwatch) {
   std::array<std::uint64_t, kMaxWorkers> heads{};
-  bool any = false;
   for (std::size_t p = 0; p < w.inbox.size(); ++p) {
-    if (w.inbox[p] == nullptr) continue;
-    heads[p] = w.inbox[p]->head.load(std::memory_order_acquire);
-    any = any || heads[p] != w.inbox[p]->tail.load(std::memory_order_relaxed);
+    if (w.inbox[p] != nullptr) heads[p] = w.inbox[p]->head.load(std::memory_order_acquire);
   }
-  if (!any) return;
   // A share is never newer than the view published when it was handed
   // over: after this, none is newer than w's.
   if (version_.load(std::memory_order_acquire) != w.version) switch_view(w, watch, unwatch);
@@ -907,8 +903,7 @@ void Dataplane::run(Worker& w) {
     Clock::time_point start = Clock::now();
     ~BusyClock() {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
-      std::atomic_ref<std::uint64_t>(total).store(total + static_cast<std::uint64_t>(ns.count()),
-                                                  std::memory_order_relaxed);
+      core::bump(total, static_cast<std::uint64_t>(ns.count()));
     }
   };
   Clock::time_point spin_until;

@@ -374,7 +374,8 @@ class Dataplane {
   void switch_view(Worker& w, const std::function<void(Reg&)>& watch,
                    const std::function<void(Reg&)>& unwatch);
   // Writes the floods other workers handed w (switching w to the newest
-  // view first when a share is newer than w's view).
+  // view first when a share is newer than w's view). Called when
+  // shares_waiting(w).
   void take_shares(Worker& w, const std::function<void(Reg&)>& watch,
                    const std::function<void(Reg&)>& unwatch);
   bool shares_waiting(const Worker& w) const;
