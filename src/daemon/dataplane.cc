@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 
 #include "core/macnat.h"
@@ -897,6 +898,9 @@ void Dataplane::run(Worker& w) {
   }
 
   using Clock = std::chrono::steady_clock;
+  // Its count is what the steering program's clock reads (bpf_ktime_get_ns:
+  // CLOCK_MONOTONIC, nanoseconds).
+  static_assert(std::is_same_v<Clock::period, std::nano>);
   // Adds the time from its making to its end to total (the worker's busy_ns).
   struct BusyClock {
     std::uint64_t& total;
@@ -928,7 +932,18 @@ void Dataplane::run(Worker& w) {
       w.sleeping.store(true, std::memory_order_seq_cst);
       if (shares_waiting(w)) timeout = 0;
     }
-    const int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, timeout);
+    // With steering, one look without waiting first: finding nothing, the
+    // worker has forwarded everything queued for it before that look, and
+    // says so (Steering::caught_up); a flow leaves its queue only after
+    // that (no frame of it can then pass another).
+    const bool steered = steering_.valid();
+    const auto looked = steered ? Clock::now() : Clock::time_point{};
+    int n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, steered ? 0 : timeout);
+    if (steered && n == 0) {
+      steering_.caught_up(static_cast<std::uint32_t>(w.index),
+                          static_cast<std::uint64_t>(looked.time_since_epoch().count()));
+      if (timeout != 0) n = ::epoll_wait(w.epoll.get(), evs, kEventsPerWait, timeout);
+    }
     w.sleeping.store(false, std::memory_order_relaxed);
     if (n < 0) continue;  // EINTR
     if (n == 0) continue;

@@ -130,8 +130,16 @@ class Program {
 //   return it
 //   else its remembered value, except that a flow sent on a CPU that sends
 //   away moves to choice if it got its value more than hold_ns ago
-std::vector<bpf_insn> program(int cpu_map, int flow_map, const Steering::Options& o) {
-  enum { kChosen, kSent, kKeep, kReset, kInsert, kReturn };
+//   a flow that would change its value (either way) keeps the old one unless
+//   caught[old] >= its previous frame's time + kSettleNs (a queue past the
+//   table: no wait)
+std::vector<bpf_insn> program(int cpu_map, int flow_map, int caught_map,
+                              const Steering::Options& o) {
+  enum { kChosen, kSent, kKeep, kReset, kInsert, kReturn, kMove, kMoveFill, kKeepFill };
+  // Stack: -4 the CPU (key), -8 the hash (key), -32..-9 a new flow's
+  // value, -40 the flow's previous frame's time, -48 the flow's entry
+  // (spilled over a call), -52 its old queue (key).
+  constexpr std::int16_t kPrevLast = -40, kEntry = -48, kOldQueue = -52;
   constexpr std::int16_t kHash = offsetof(__sk_buff, hash);
   constexpr auto r0 = BPF_REG_0, r1 = BPF_REG_1, r2 = BPF_REG_2, r3 = BPF_REG_3, r4 = BPF_REG_4;
   constexpr auto hash = BPF_REG_6, choice = BPF_REG_7, now = BPF_REG_8, state = BPF_REG_9;
@@ -150,15 +158,28 @@ std::vector<bpf_insn> program(int cpu_map, int flow_map, const Steering::Options
   p.here(kChosen).jump_if(BPF_JEQ, hash, 0, kReturn) << store(BPF_W, fp, -8, hash);
   p.load_map(r1, flow_map) << mov(r2, fp) << add_imm(r2, -8) << call(BPF_FUNC_map_lookup_elem);
   p.jump_if(BPF_JEQ, r0, 0, kInsert)
-      << load(BPF_DW, r1, r0, kFlowLast) << store(BPF_DW, r0, kFlowLast, now) << mov(r2, now)
-      << sub(r2, r1);
+      << load(BPF_DW, r1, r0, kFlowLast) << store(BPF_DW, fp, kPrevLast, r1)
+      << store(BPF_DW, r0, kFlowLast, now) << mov(r2, now) << sub(r2, r1);
   p.jump_if(BPF_JSLE, r2, gap, kSent).jump_if(BPF_JLT, state, away, kReset);
   p.here(kSent) << load(BPF_W, r1, r0, kFlowQueue);
   p.jump_if(BPF_JLT, state, away, kKeep).jump_if_reg(BPF_JEQ, r1, choice, kKeep)
       << load(BPF_DW, r2, r0, kFlowSince) << mov(r3, now) << sub(r3, r2);
   p.jump_if(BPF_JSLE, r3, hold, kKeep);
-  p.here(kReset) << store(BPF_W, r0, kFlowQueue, choice) << store(BPF_DW, r0, kFlowSince, now);
+  // A change of queue: only once the old queue's reader has caught up.
+  p.here(kReset) << load(BPF_W, r1, r0, kFlowQueue);
+  p.jump_if_reg(BPF_JEQ, r1, choice, kMove)
+      << store(BPF_DW, fp, kEntry, r0) << store(BPF_W, fp, kOldQueue, r1);
+  p.load_map(r1, caught_map) << mov(r2, fp) << add_imm(r2, kOldQueue)
+                             << call(BPF_FUNC_map_lookup_elem);
+  p.jump_if(BPF_JEQ, r0, 0, kMoveFill)
+      << load(BPF_DW, r3, r0, 0) << load(BPF_DW, r4, fp, kPrevLast)
+      << add_imm(r4, static_cast<std::int32_t>(Steering::kSettleNs))
+      << load(BPF_DW, r0, fp, kEntry);
+  p.jump_if_reg(BPF_JLT, r3, r4, kKeepFill).jump(kMove);
+  p.here(kMoveFill) << load(BPF_DW, r0, fp, kEntry);
+  p.here(kMove) << store(BPF_W, r0, kFlowQueue, choice) << store(BPF_DW, r0, kFlowSince, now);
   p.jump(kReturn);
+  p.here(kKeepFill) << load(BPF_W, r1, r0, kFlowQueue);
   p.here(kKeep) << mov(r0, r1) << exit_insn();
   p.here(kInsert) << store(BPF_W, fp, -32, choice) << store_imm(BPF_W, fp, -28, 0)
                   << store(BPF_DW, fp, -24, now) << store(BPF_DW, fp, -16, now);
@@ -219,7 +240,25 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
     fail(error, "cannot make the flow map", err);
     return -err;
   }
-  const std::vector<bpf_insn> insns = program(s.map_.get(), s.flows_.get(), options);
+  s.drained_.reset(bpf_map_create(BPF_MAP_TYPE_ARRAY, "umv_caught", sizeof(std::uint32_t),
+                                  sizeof(std::uint64_t), kMaxQueues, &map_opts));
+  if (!s.drained_.valid()) {
+    const int err = errno;
+    fail(error, "cannot make the caught-up map", err);
+    return -err;
+  }
+  constexpr std::size_t kCaughtBytes = kMaxQueues * sizeof(std::uint64_t);
+  void* caught =
+      ::mmap(nullptr, kCaughtBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s.drained_.get(), 0);
+  if (caught == MAP_FAILED) {
+    const int err = errno;
+    fail(error, "cannot map the caught-up map", err);
+    return -err;
+  }
+  s.caught_ = Mapping<std::uint64_t>(static_cast<std::uint64_t*>(caught),
+                                     Unmap<std::uint64_t>{kCaughtBytes});
+  const std::vector<bpf_insn> insns =
+      program(s.map_.get(), s.flows_.get(), s.drained_.get(), options);
   s.prog_.reset(bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "umv_steer", "GPL", insns.data(),
                               insns.size(), nullptr));
   if (!s.prog_.valid()) {
@@ -268,6 +307,17 @@ std::optional<std::uint32_t> Steering::away(std::size_t cpu) const {
           .load(std::memory_order_relaxed);
   if (state < kAway) return std::nullopt;
   return state - kAway;
+}
+
+void Steering::caught_up(std::uint32_t queue, std::uint64_t ns) {
+  if (!caught_ || queue >= kMaxQueues) return;
+  std::atomic_ref<std::uint64_t> at(caught_.get()[queue]);
+  if (at.load(std::memory_order_relaxed) < ns) at.store(ns, std::memory_order_relaxed);
+}
+
+std::uint64_t Steering::caught_up_at(std::uint32_t queue) const {
+  if (!caught_ || queue >= kMaxQueues) return 0;
+  return std::atomic_ref<std::uint64_t>(caught_.get()[queue]).load(std::memory_order_relaxed);
 }
 
 }  // namespace umacvlan::io

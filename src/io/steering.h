@@ -31,10 +31,20 @@
 // of order). On a CPU that sends away a silence changes nothing (a stream
 // whose sender shares the CPU pauses now and then). The one exception: a
 // flow sending on a CPU that sends away moves there if it has had its value
-// for hold_ns (so at most once per hold_ns; a few frames may then pass each
-// other). Frames without a flow hash go by CPU. The CPU map is mapped into the process
-// (BPF_F_MMAPABLE): set_calm() and set_away() are one relaxed store each,
-// safe from any thread, no system call.
+// for hold_ns (so at most once per hold_ns). Either way a flow changes
+// queue only once the worker of its old queue has caught up with it: that
+// worker said (caught_up()) that at some time at least kSettleNs after the
+// flow's previous frame it had nothing left to read, so every frame of the
+// flow queued there has been forwarded and none can be passed by one on the
+// new queue. Until then the flow keeps its queue (a silence that comes from
+// a stalled worker, not from the sender, is no reason to move: moving then
+// put a TCP stream's next frames ahead of the ones still queued, and each
+// such pass cost it dozens of spurious retransmissions). A queue the table
+// of caught-up times does not cover (kMaxQueues or more) moves without
+// waiting. Frames without a flow hash go by CPU. The CPU map and the
+// caught-up table are mapped into the process (BPF_F_MMAPABLE):
+// set_calm(), set_away() and caught_up() are one relaxed store each, safe
+// from any thread, no system call.
 // Closing (destruction) drops the process's references; a TAP or fanout
 // group the program is attached to keeps it (and the map) alive.
 // Nothing throws; errors are -errno.
@@ -85,11 +95,27 @@ class Steering {
   // The queue CPU cpu sends away to, if it does.
   std::optional<std::uint32_t> away(std::size_t cpu) const;
 
+  // Queue `queue`'s reader had nothing left to read at time ns (CLOCK_MONOTONIC,
+  // as bpf_ktime_get_ns(); read before the look that found nothing), and
+  // every frame it read before has been forwarded. Times only grow: an
+  // older one than the table holds is ignored. Queues from kMaxQueues on
+  // are not tracked.
+  static constexpr std::uint32_t kMaxQueues = 1024;
+  // How long after the program chose a frame's queue the frame is surely
+  // on it (the choice and the queueing run in one call, with bottom halves
+  // off).
+  static constexpr std::uint64_t kSettleNs = 50000;
+  void caught_up(std::uint32_t queue, std::uint64_t ns);
+  // What caught_up() last said for queue (0: never; 0 past kMaxQueues).
+  std::uint64_t caught_up_at(std::uint32_t queue) const;
+
  private:
   OwnedFd map_;
   OwnedFd flows_;
+  OwnedFd drained_;
   OwnedFd prog_;
   Mapping<std::uint32_t> values_;  // {queue, state} per CPU
+  Mapping<std::uint64_t> caught_;  // per queue: the caught_up() time
   std::size_t cpus_ = 0;
 };
 

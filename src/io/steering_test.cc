@@ -12,6 +12,8 @@
 
 #include <array>
 #include <chrono>
+#include <cstdint>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -65,6 +67,23 @@ std::array<int, 2> udp_frames_per_queue(TapDevice& tap, std::uint16_t port) {
     }
   }
   return count;
+}
+
+// Now on the clock the program reads (bpf_ktime_get_ns).
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The readers of queues 0 and 1 (the test, which has read everything sent
+// so far) have caught up, a settling time after the last frame.
+void catch_up(Steering& s) {
+  std::this_thread::sleep_for(std::chrono::nanoseconds(2 * Steering::kSettleNs));
+  const std::uint64_t now = monotonic_ns();
+  s.caught_up(0, now);
+  s.caught_up(1, now);
 }
 
 class SteeringTest : public ::testing::Test {
@@ -212,7 +231,38 @@ TEST_F(SteeringTapTest, AFlowKeepsItsQueueAcrossCpusUntilItFallsSilent) {
   steer(Steering::Options{0, kLong});
   const auto fresh = flows(8, 4012);
   EXPECT_EQ(send_from(a, fresh, 4012)[queue_of(a)], 8);
+  catch_up(steering_);
   EXPECT_EQ(send_from(b, fresh, 4012)[queue_of(b)], 8) << "silent long enough: CPU " << b;
+}
+
+// A flow changes queue only once the old queue's reader has caught up with
+// it: told nothing, or told of a time before the flow's last frame (plus
+// the settling time), the flow keeps its queue, whatever the silence
+// (gap 0) or the time on it (hold 0).
+TEST_F(SteeringTapTest, AFlowWaitsForItsOldQueueToCatchUpBeforeItMoves) {
+  if (cpus_.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const int a = cpus_[0];
+  const int b = cpus_[1];
+  ASSERT_NE(queue_of(a), queue_of(b));
+  steer(Steering::Options{0, 0});
+  const auto fds = flows(8, 4051);
+  EXPECT_EQ(send_from(a, fds, 4051)[queue_of(a)], 8);
+  EXPECT_EQ(send_from(b, fds, 4051)[queue_of(a)], 8) << "silent, but not caught up: kept";
+  const std::uint64_t before = monotonic_ns();
+  EXPECT_EQ(send_from(b, fds, 4051)[queue_of(a)], 8);
+  steering_.caught_up(static_cast<std::uint32_t>(queue_of(a)), before);
+  EXPECT_EQ(steering_.caught_up_at(static_cast<std::uint32_t>(queue_of(a))), before);
+  EXPECT_EQ(send_from(b, fds, 4051)[queue_of(a)], 8) << "caught up before the last frame: kept";
+  catch_up(steering_);
+  EXPECT_EQ(send_from(b, fds, 4051)[queue_of(b)], 8) << "caught up: moved to CPU " << b;
+  steering_.caught_up(static_cast<std::uint32_t>(queue_of(b)), before);  // older: ignored
+  EXPECT_GT(steering_.caught_up_at(static_cast<std::uint32_t>(queue_of(b))), before);
+
+  // The same for a CPU that sends away.
+  steering_.set_away(static_cast<std::size_t>(b), static_cast<std::uint32_t>(queue_of(a)));
+  EXPECT_EQ(send_from(b, fds, 4051)[queue_of(b)], 8) << "sent away, not caught up: kept";
+  catch_up(steering_);
+  EXPECT_EQ(send_from(b, fds, 4051)[queue_of(a)], 8) << "sent away, caught up: moved";
 }
 
 // Flows that started on a calm CPU move to the queue it sends away to
@@ -224,6 +274,7 @@ TEST_F(SteeringTapTest, FlowsOfACpuThatSendsAwayMoveThere) {
   const std::size_t own = queue_of(cpu);
   const auto fds = flows(32, 4021);
   EXPECT_EQ(send_from(cpu, fds, 4021)[own], 32);
+  catch_up(steering_);
   steering_.set_away(static_cast<std::size_t>(cpu), static_cast<std::uint32_t>(1 - own));
   const auto moved = send_from(cpu, fds, 4021);
   EXPECT_EQ(moved[1 - own], 32) << "moved off CPU " << cpu << "'s queue";
@@ -242,9 +293,11 @@ TEST_F(SteeringTapTest, AMovedFlowFollowsTheCpuItSendsOn) {
   steer(Steering::Options{kLong, 0});
   const auto fds = flows(8, 4031);
   EXPECT_EQ(send_from(a, fds, 4031)[queue_of(a)], 8);
+  catch_up(steering_);
   steering_.set_away(static_cast<std::size_t>(a), static_cast<std::uint32_t>(queue_of(b)));
   EXPECT_EQ(send_from(a, fds, 4031)[queue_of(b)], 8) << "moved to CPU " << b << "'s queue";
   EXPECT_EQ(send_from(b, fds, 4031)[queue_of(b)], 8) << "calm CPU " << b << ": kept";
+  catch_up(steering_);
   steering_.set_away(static_cast<std::size_t>(b), static_cast<std::uint32_t>(queue_of(a)));
   EXPECT_EQ(send_from(b, fds, 4031)[queue_of(a)], 8) << "sent away from CPU " << b;
 }
@@ -333,6 +386,7 @@ TEST_F(SteeringTest, FanoutMemberFollowsTheSendersCpu) {
     const std::size_t want = table[static_cast<std::size_t>(cpu)];
     EXPECT_EQ(got[want], 8) << "sent on CPU " << cpu << ": member " << want;
     EXPECT_EQ(got[1 - want], 0);
+    catch_up(steering);  // everything read: the next CPU's frames may move
   }
 }
 
