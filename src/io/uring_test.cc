@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -108,6 +109,51 @@ TEST_F(UringTest, RecycledBuffersServeMoreReadsThanTheRingHolds) {
     ASSERT_TRUE(done[0].has_buffer);
     ring_.recycle(done[0].buffer);
   }
+}
+
+// Reads take the buffer recycled last (the one still in the caches), and
+// with every buffer taken prep_read() refuses until one comes back.
+TEST_F(UringTest, ReadsTakeTheLastRecycledBufferAndStopWhenNoneIsFree) {
+  const auto frame = make_frame(kMacB, kMacA, 0x7272, 60);
+  std::vector<unsigned> held;
+  while (held.size() < Uring::kBuffers) {
+    ASSERT_EQ(packet_.send(frame), 0);
+    ASSERT_TRUE(ring_.prep_read(tap_.fd(), held.size()));
+    const auto done = submit_and_collect(1);
+    ASSERT_EQ(done.size(), 1u);
+    ASSERT_GT(done[0].res, 0) << "read " << held.size();
+    ASSERT_TRUE(done[0].has_buffer);
+    EXPECT_EQ(done[0].tag, held.size()) << "the caller's datum comes back";
+    held.push_back(done[0].buffer);
+  }
+  std::vector<unsigned> sorted = held;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end()) << "each buffer once";
+  EXPECT_EQ(ring_.free_buffers(), 0u);
+  EXPECT_FALSE(ring_.prep_read(tap_.fd(), 1)) << "no buffer free";
+
+  ring_.recycle(held[5]);
+  ring_.recycle(held[9]);
+  EXPECT_EQ(ring_.free_buffers(), 2u);
+  ASSERT_EQ(packet_.send(frame), 0);
+  ASSERT_TRUE(ring_.prep_read(tap_.fd(), 1));
+  auto done = submit_and_collect(1);
+  ASSERT_EQ(done.size(), 1u);
+  ASSERT_TRUE(done[0].has_buffer);
+  EXPECT_EQ(done[0].buffer, held[9]) << "the last recycled first";
+  // An empty read gives its buffer back at once: the same one again.
+  ASSERT_TRUE(ring_.prep_read(tap_.fd(), 2));
+  done = submit_and_collect(1);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].res, -EAGAIN);
+  EXPECT_FALSE(done[0].has_buffer);
+  EXPECT_EQ(ring_.free_buffers(), 1u);
+  ASSERT_EQ(packet_.send(frame), 0);
+  ASSERT_TRUE(ring_.prep_read(tap_.fd(), 3));
+  done = submit_and_collect(1);
+  ASSERT_EQ(done.size(), 1u);
+  ASSERT_TRUE(done[0].has_buffer);
+  EXPECT_EQ(done[0].buffer, held[5]);
 }
 
 }  // namespace
