@@ -240,16 +240,16 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
     fail(error, "cannot make the flow map", err);
     return -err;
   }
-  s.drained_.reset(bpf_map_create(BPF_MAP_TYPE_ARRAY, "umv_caught", sizeof(std::uint32_t),
-                                  sizeof(std::uint64_t), kMaxQueues, &map_opts));
-  if (!s.drained_.valid()) {
+  s.caught_map_.reset(bpf_map_create(BPF_MAP_TYPE_ARRAY, "umv_caught", sizeof(std::uint32_t),
+                                     sizeof(std::uint64_t), kMaxQueues, &map_opts));
+  if (!s.caught_map_.valid()) {
     const int err = errno;
     fail(error, "cannot make the caught-up map", err);
     return -err;
   }
   constexpr std::size_t kCaughtBytes = kMaxQueues * sizeof(std::uint64_t);
   void* caught =
-      ::mmap(nullptr, kCaughtBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s.drained_.get(), 0);
+      ::mmap(nullptr, kCaughtBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s.caught_map_.get(), 0);
   if (caught == MAP_FAILED) {
     const int err = errno;
     fail(error, "cannot map the caught-up map", err);
@@ -258,7 +258,7 @@ int Steering::open(std::span<const std::uint32_t> queue_of_cpu, Steering* out, s
   s.caught_ = Mapping<std::uint64_t>(static_cast<std::uint64_t*>(caught),
                                      Unmap<std::uint64_t>{kCaughtBytes});
   const std::vector<bpf_insn> insns =
-      program(s.map_.get(), s.flows_.get(), s.drained_.get(), options);
+      program(s.map_.get(), s.flows_.get(), s.caught_map_.get(), options);
   s.prog_.reset(bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "umv_steer", "GPL", insns.data(),
                               insns.size(), nullptr));
   if (!s.prog_.valid()) {

@@ -112,7 +112,7 @@ class Steering {
  private:
   OwnedFd map_;
   OwnedFd flows_;
-  OwnedFd drained_;
+  OwnedFd caught_map_;
   OwnedFd prog_;
   Mapping<std::uint32_t> values_;  // {queue, state} per CPU
   Mapping<std::uint64_t> caught_;  // per queue: the caught_up() time
