@@ -153,6 +153,7 @@ int LinkService::start() {
     } else if (result == LoadResult::kCorrupt) {
       spdlog::error("state: {}; starting from what the kernel still shows", error);
     } else if (result == LoadResult::kLoaded) {
+      if (!error.empty()) spdlog::error("state: {}", error);  // a corrupt journal
       std::size_t devices = 0;
       for (const auto& p : state.ports) devices += p.devices.size();
       spdlog::info("state: {} port(s), {} device(s) in {}", state.ports.size(), devices,
@@ -506,28 +507,19 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
   // first, with everything the device is to be (the start adopts it if the
   // TAP was made, and forgets the record if not).
   {
-    State journal = snapshot();
     DeviceRecord pending = record_of(*next.device(id));
     pending.name = req.name;
     pending.netns = here;
     pending.pending = true;
+    PortRecord pr;
     if (fresh) {
-      PortRecord pr;
       pr.lower_name = lower.name;
       pr.lower_ifindex = lower.ifindex;
       pr.lower_netns = here;
       pr.lower_perm_mac = next.lower_perm_mac();
       pr.bclim = next.bclim();
-      pr.devices.push_back(pending);
-      journal.ports.push_back(pr);
-    } else {
-      for (std::size_t i = 0; i < ports_.size(); ++i) {
-        if (ports_[i].get() == port) journal.ports[i].devices.push_back(pending);
-      }
     }
-    std::string error;
-    if (!config_.state_path.empty() && save_state(config_.state_path, journal, &error) < 0)
-      spdlog::warn("state: {}", error);
+    journal_add(port, pr, pending);
   }
   // Made right in the caller's namespace (run_in_netns() goes there): no
   // move, which would wait for an RCU grace period. The TAP's fds keep that
@@ -1457,7 +1449,8 @@ void LinkService::remove_port_if_empty(Port& port) {
 
 void LinkService::remove_everything() {
   while (!ports_.empty()) remove_port(*ports_.back(), true);
-  if (!config_.state_path.empty()) ::unlink(config_.state_path.c_str());
+  if (!config_.state_path.empty()) remove_state(config_.state_path);
+  journal_.ports.clear();
 }
 
 // ================================================================ state, view
@@ -1506,7 +1499,37 @@ void LinkService::save() {
   state_dirty_ = false;
   if (config_.state_path.empty()) return;
   std::string error;
-  if (save_state(config_.state_path, snapshot(), &error) < 0) spdlog::warn("state: {}", error);
+  if (save_state(config_.state_path, snapshot(), &error) < 0) {
+    spdlog::warn("state: {}", error);
+    return;
+  }
+  journal_.ports.clear();  // save_state() removed its file
+}
+
+void LinkService::journal_add(const Port* port, const PortRecord& fresh,
+                              const DeviceRecord& pending) {
+  if (config_.state_path.empty()) return;
+  PortRecord key = fresh;
+  if (port != nullptr) {
+    key.lower_name = port->lower_name;
+    key.lower_ifindex = port->lower_ifindex;
+    key.lower_netns = port->lower_ns_inode;
+    key.lower_perm_mac = port->core.lower_perm_mac();
+    key.bclim = port->core.bclim();
+    key.hostaccess = port->host != nullptr;
+    key.macnat = port->macnat != nullptr;
+    if (port->macnat != nullptr) key.macnat_ageing = port->macnat->ageing;
+  }
+  PortRecord* into = nullptr;
+  for (PortRecord& p : journal_.ports) {
+    if (p.lower_netns == key.lower_netns && p.lower_ifindex == key.lower_ifindex &&
+        p.lower_name == key.lower_name)
+      into = &p;
+  }
+  if (into == nullptr) into = &journal_.ports.emplace_back(std::move(key));
+  into->devices.push_back(pending);
+  std::string error;
+  if (save_journal(config_.state_path, journal_, &error) < 0) spdlog::warn("state: {}", error);
 }
 
 void LinkService::flush_state() {

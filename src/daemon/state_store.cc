@@ -178,10 +178,9 @@ int make_dirs_for(const std::string& path) {
   return 0;
 }
 
-}  // namespace
-
-int save_state(const std::string& path, const State& state, std::string* error) {
-  const std::string text = state_text(state);
+// Writes text to path through path.tmp: write, fsync, rename, fsync of the
+// directory.
+int write_atomically(const std::string& path, const std::string& text, std::string* error) {
   if (const int rc = make_dirs_for(path); rc < 0)
     return fail(error, -rc, "cannot create the directory of " + path);
   const std::string tmp = path + ".tmp";
@@ -215,11 +214,37 @@ int save_state(const std::string& path, const State& state, std::string* error) 
   return 0;
 }
 
-int load_state(const std::string& path, State* out, LoadResult* result, std::string* error) {
+bool same_lower(const PortRecord& a, const PortRecord& b) {
+  return a.lower_netns == b.lower_netns && a.lower_ifindex == b.lower_ifindex &&
+         a.lower_name == b.lower_name;
+}
+
+void merge_journal(State&& adds, State* into) {
+  for (PortRecord& jp : adds.ports) {
+    PortRecord* have = nullptr;
+    for (PortRecord& p : into->ports) {
+      if (same_lower(p, jp)) have = &p;
+    }
+    if (have == nullptr) {
+      into->ports.push_back(std::move(jp));
+      continue;
+    }
+    for (DeviceRecord& d : jp.devices) {
+      bool known = false;
+      for (const DeviceRecord& h : have->devices)
+        known = known || (h.netns == d.netns && h.name == d.name);
+      if (!known) have->devices.push_back(std::move(d));
+    }
+  }
+}
+
+// Reads one file of the state's format. kMissing, kLoaded, or kCorrupt with
+// the reason in *why; -errno when it exists but cannot be read.
+int read_state(const std::string& path, State* out, LoadResult* result, std::string* why,
+               std::string* error) {
   std::ifstream in(path);
   if (!in) {
     if (errno == ENOENT) {
-      *out = State{};
       *result = LoadResult::kMissing;
       return 0;
     }
@@ -228,26 +253,84 @@ int load_state(const std::string& path, State* out, LoadResult* result, std::str
   std::stringstream text;
   text << in.rdbuf();
   State s;
-  std::string why;
   try {
     const json j = json::parse(text.str());
     if (get<int>(j, "umacvlan_state") != kFormatVersion)
       throw std::runtime_error("unknown format version");
     for (const auto& p : get<json>(j, "ports")) s.ports.push_back(port_from(p));
   } catch (const std::exception& e) {
-    why = e.what();
-  }
-  if (why.empty()) {
-    *out = std::move(s);
-    *result = LoadResult::kLoaded;
+    *why = e.what();
+    *result = LoadResult::kCorrupt;
     return 0;
   }
-  const std::string aside = path + ".corrupt-" + std::to_string(std::time(nullptr));
-  if (::rename(path.c_str(), aside.c_str()) != 0)
+  *out = std::move(s);
+  *result = LoadResult::kLoaded;
+  return 0;
+}
+
+// Moves a corrupt file aside (PATH.corrupt-UNIXTIME); its new name in *aside.
+int move_aside(const std::string& path, std::string* aside, std::string* error) {
+  *aside = path + ".corrupt-" + std::to_string(std::time(nullptr));
+  if (::rename(path.c_str(), aside->c_str()) != 0)
     return fail(error, errno, "cannot move the corrupt " + path + " aside");
-  if (error != nullptr) *error = path + " is not a valid state (" + why + "); moved to " + aside;
-  *out = State{};
-  *result = LoadResult::kCorrupt;
+  return 0;
+}
+
+}  // namespace
+
+std::string journal_path(const std::string& path) {
+  return path + ".adds";
+}
+
+int save_state(const std::string& path, const State& state, std::string* error) {
+  if (const int rc = write_atomically(path, state_text(state), error); rc < 0) return rc;
+  // Everything the journal held is in the file now.
+  if (::unlink(journal_path(path).c_str()) != 0 && errno != ENOENT)
+    return fail(error, errno, "cannot remove " + journal_path(path));
+  return 0;
+}
+
+int save_journal(const std::string& path, const State& adds, std::string* error) {
+  return write_atomically(journal_path(path), state_text(adds), error);
+}
+
+int remove_state(const std::string& path) {
+  int rc = 0;
+  for (const std::string& p : {path, journal_path(path)}) {
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT && rc == 0) rc = -errno;
+  }
+  return rc;
+}
+
+int load_state(const std::string& path, State* out, LoadResult* result, std::string* error) {
+  State s;
+  std::string why;
+  if (const int rc = read_state(path, &s, result, &why, error); rc < 0) return rc;
+  std::string said;
+  if (*result == LoadResult::kCorrupt) {
+    std::string aside;
+    if (const int rc = move_aside(path, &aside, error); rc < 0) return rc;
+    said = path + " is not a valid state (" + why + "); moved to " + aside;
+  }
+  // The journal: adds the file may not hold yet. After a corrupt file it is
+  // left out too (its devices alone would be a part of the state taken for
+  // the whole), and removed by the next save.
+  const std::string jpath = journal_path(path);
+  State adds;
+  LoadResult jresult = LoadResult::kMissing;
+  std::string jwhy;
+  if (*result != LoadResult::kCorrupt && read_state(jpath, &adds, &jresult, &jwhy, error) == 0) {
+    if (jresult == LoadResult::kLoaded) {
+      merge_journal(std::move(adds), &s);
+      *result = LoadResult::kLoaded;
+    } else if (jresult == LoadResult::kCorrupt) {
+      std::string aside;
+      if (move_aside(jpath, &aside, error) == 0)
+        said = jpath + " is not a valid journal (" + jwhy + "); moved to " + aside;
+    }
+  }
+  if (!said.empty() && error != nullptr) *error = said;
+  *out = *result == LoadResult::kCorrupt ? State{} : std::move(s);
   return 0;
 }
 

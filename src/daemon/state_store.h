@@ -17,6 +17,17 @@
 // not a valid state is renamed to PATH.corrupt-UNIXTIME and reported as
 // kCorrupt with the reason, the caller starting empty. Both return 0 or
 // -errno with a sentence in *error; nothing throws.
+//
+// The journal (PATH.adds, same format): save_journal() writes, as atomically
+// and durably as save(), the records of `link add`s made since the last
+// save(), so that an add costs a write of its own few records, not of every
+// device (the whole state is then written at the daemon's next tick). save()
+// removes the journal once the whole state is on disk, and load() merges it
+// into what it read: a journal port of the same lower (namespace, ifindex
+// and name) takes its devices that the file does not already hold (by
+// namespace and name), any other journal port is added whole. A journal
+// that is not valid is moved aside (PATH.adds.corrupt-UNIXTIME) and left
+// out, with the reason in *error; the result is then that of the file alone.
 #pragma once
 
 #include <sys/types.h>
@@ -71,6 +82,12 @@ struct State {
 enum class LoadResult { kLoaded, kMissing, kCorrupt };
 
 int save_state(const std::string& path, const State& state, std::string* error);
+int save_journal(const std::string& path, const State& adds, std::string* error);
+// PATH.adds, the journal of the state file at path.
+std::string journal_path(const std::string& path);
+// Removes the state file and its journal (0, or -errno of the first failure
+// other than ENOENT).
+int remove_state(const std::string& path);
 // Returns 0 (also for kMissing and kCorrupt, with *result saying which) or
 // -errno when the file exists but cannot be read or moved aside.
 int load_state(const std::string& path, State* out, LoadResult* result, std::string* error);

@@ -238,5 +238,113 @@ TEST_F(StateStoreTest, ASaveReplacesTheWholeFile) {
   EXPECT_TRUE(back.ports.empty());
 }
 
+// The journal: the adds since the last save, merged in by load.
+State journal_of(const PortRecord& port, std::vector<std::string> names) {
+  PortRecord p = port;
+  p.devices.clear();
+  for (const std::string& n : names) {
+    DeviceRecord d;
+    d.name = n;
+    d.netns = 4026532002;
+    d.mac = mac("02:00:00:00:00:0b");
+    d.mode = core::Mode::kBridge;
+    d.pending = true;
+    p.devices.push_back(d);
+  }
+  State s;
+  s.ports = {p};
+  return s;
+}
+
+TEST_F(StateStoreTest, AJournalAddsItsDevicesToTheirPort) {
+  std::string error;
+  const State file = sample();
+  ASSERT_EQ(save_state(path_, file, &error), 0);
+  // "mva" is in the file already (an add the file caught up with): kept once.
+  ASSERT_EQ(save_journal(path_, journal_of(file.ports[0], {"mvb", "mva", "mvc"}), &error), 0)
+      << error;
+  EXPECT_TRUE(fs::exists(journal_path(path_)));
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  ASSERT_EQ(result, LoadResult::kLoaded);
+  ASSERT_EQ(back.ports.size(), 1u);
+  std::vector<std::string> names;
+  for (const auto& d : back.ports[0].devices) names.push_back(d.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"mva", "src0", "mvb", "mvc"}));
+  EXPECT_EQ(back.ports[0].devices[0], file.ports[0].devices[0]) << "the file's record wins";
+  EXPECT_TRUE(back.ports[0].devices[2].pending);
+}
+
+TEST_F(StateStoreTest, AJournalPortOfAnotherLowerIsAddedWhole) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0);
+  PortRecord other = sample().ports[0];
+  other.lower_ifindex = 3;  // same name, another lower
+  ASSERT_EQ(save_journal(path_, journal_of(other, {"mvx"}), &error), 0);
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  ASSERT_EQ(back.ports.size(), 2u);
+  EXPECT_EQ(back.ports[0], sample().ports[0]);
+  EXPECT_EQ(back.ports[1], journal_of(other, {"mvx"}).ports[0]);
+}
+
+TEST_F(StateStoreTest, AJournalAloneIsLoaded) {
+  std::string error;
+  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0) << error;
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(result, LoadResult::kLoaded);
+  EXPECT_EQ(back, journal_of(sample().ports[0], {"mvb"}));
+}
+
+TEST_F(StateStoreTest, ASaveRemovesTheJournal) {
+  std::string error;
+  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0);
+  ASSERT_EQ(save_state(path_, sample(), &error), 0);
+  EXPECT_FALSE(fs::exists(journal_path(path_)));
+  State back;
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(back, sample());
+}
+
+TEST_F(StateStoreTest, ACorruptJournalIsMovedAsideAndTheFileStands) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0);
+  std::ofstream(journal_path(path_)) << "{\"umacvlan_state\": 1, \"ports\": [{";
+  State back;
+  LoadResult result;
+  error.clear();
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(result, LoadResult::kLoaded);
+  EXPECT_EQ(back, sample());
+  EXPECT_FALSE(fs::exists(journal_path(path_)));
+  EXPECT_NE(error.find("not a valid journal"), std::string::npos) << error;
+}
+
+TEST_F(StateStoreTest, AfterACorruptFileTheJournalIsLeftOut) {
+  std::string error;
+  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0);
+  std::ofstream(path_) << "not json";
+  State back = sample();
+  LoadResult result;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(result, LoadResult::kCorrupt);
+  EXPECT_TRUE(back.ports.empty());
+}
+
+TEST_F(StateStoreTest, RemoveStateRemovesTheFileAndItsJournal) {
+  std::string error;
+  ASSERT_EQ(save_state(path_, sample(), &error), 0);
+  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0);
+  EXPECT_EQ(remove_state(path_), 0);
+  EXPECT_FALSE(fs::exists(path_));
+  EXPECT_FALSE(fs::exists(journal_path(path_)));
+  EXPECT_EQ(remove_state(path_), 0) << "nothing there: nothing to do";
+}
+
 }  // namespace
 }  // namespace umacvlan::daemon

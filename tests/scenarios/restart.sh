@@ -19,7 +19,11 @@
 #     a pending record whose TAP was made is adopted, one whose TAP was
 #     not is dropped; a stale nftables table of this daemon's in the
 #     lower's namespace is removed by the next start, its live table stays
-#   6 `umacvlan daemon --cleanup`: every device goes, and the state file
+#   6 kill -9 right after five `link add`s (the state file is written whole
+#     at the next tick; until then the journal of adds holds them): all five
+#     come back, with their mode; the next start folds the journal into the
+#     state file
+#   7 `umacvlan daemon --cleanup`: every device goes, and the state file
 # Exit: 0 as expected, 1 otherwise, 2 setup error.
 
 set -uo pipefail
@@ -199,14 +203,32 @@ PY
         umv_mv "$NS_H" link del mvp1 >/dev/null 2>&1
     fi
 
-    # 6: --cleanup.
+    # 6: kill -9 right after adds: the same shell kills it as the fifth
+    # returns, before the daemon's tick writes the whole file (most runs).
+    pid=$(daemon_pid)
+    ip netns exec "$NS_H" sh -c '
+        for i in 1 2 3 4 5; do "$1" link add link lower0 name "mvj$i" type macvlan mode vepa || exit 1; done
+        [ -e "$2" ] && echo "journal there at the kill" || echo "no journal at the kill (a tick wrote the file)"
+        kill -KILL "$3"' _ "$MV" "$state.adds" "$pid" >"$UMV_TMP/journal.out" 2>&1
+    umv_log "6: $(tail -1 "$UMV_TMP/journal.out")"
+    wait_gone "$pid"
+    local back=0
+    for i in 1 2 3 4 5; do
+        umv_mv "$NS_H" -d link show "mvj$i" 2>/dev/null | grep -q "macvlan mode vepa" && back=$((back + 1))
+    done
+    umv_rec "6: devices added right before a kill -9, back with their mode" "$back" 5
+    umv_rec "6: the start folded the journal into the state file" \
+        "$([ -e "$state.adds" ] && echo no || echo yes)" yes
+    for i in 1 2 3 4 5; do umv_mv "$NS_H" link del "mvj$i" >/dev/null 2>&1; done
+
+    # 7: --cleanup.
     pid=$(daemon_pid)
     kill -TERM "$pid"; wait_gone "$pid"
     ip netns exec "$NS_D" "$MV" daemon --socket "$UMACVLAN_SOCKET" --cleanup >/dev/null 2>&1
-    umv_rec "6: --cleanup exit code" "$?" 0
-    umv_rec "6: --cleanup removed the device" \
+    umv_rec "7: --cleanup exit code" "$?" 0
+    umv_rec "7: --cleanup removed the device" \
         "$(ip -n "$NS_H" link show mvc >/dev/null 2>&1 && echo no || echo yes)" yes
-    umv_rec "6: --cleanup removed the state file" "$([ -e "$state" ] && echo no || echo yes)" yes
+    umv_rec "7: --cleanup removed the state file" "$([ -e "$state" ] && echo no || echo yes)" yes
     umv_topo_down
 }
 
