@@ -366,7 +366,8 @@ struct Dataplane::Reg {
   std::size_t port = 0;  // index in the current view
   core::DeviceId device = core::kNoDevice;
   int fd = -1;
-  bool failed = false;  // taken out of epoll after an error
+  bool failed = false;     // taken out of epoll after an error
+  std::uint64_t seen = 0;  // the last view version that held it
   // A device gets about the same work per loop turn as any other: a device
   // whose frames fan out (a broadcast storm) reads fewer of them; with
   // io_uring, a device that had less to read than asked gets fewer reads
@@ -775,23 +776,22 @@ void Dataplane::switch_view(Worker& w, const std::function<void(Reg&)>& watch,
     next = view_;
     version = version_.load(std::memory_order_relaxed);
   }
-  std::unordered_map<const void*, std::unique_ptr<Reg>> regs;
+  // Marks what the new view holds (the registrations stay where they are:
+  // with a thousand devices, building a new map per view was most of the
+  // workers' share of a `link add`), then sweeps out the rest.
   auto keep = [&](const void* key, Reg::Kind kind, std::size_t port, core::DeviceId dev, int fd) {
     if (fd < 0) return;
-    auto it = w.regs.find(key);
-    std::unique_ptr<Reg> r;
-    if (it != w.regs.end()) {
-      r = std::move(it->second);
-      w.regs.erase(it);
-    } else {
-      r = std::make_unique<Reg>();
-      r->kind = kind;
-      r->fd = fd;
-      watch(*r);
+    auto [it, fresh] = w.regs.try_emplace(key);
+    if (fresh) {
+      it->second = std::make_unique<Reg>();
+      it->second->kind = kind;
+      it->second->fd = fd;
+      watch(*it->second);
     }
-    r->port = port;
-    r->device = dev;
-    regs.emplace(key, std::move(r));
+    Reg& r = *it->second;
+    r.port = port;
+    r.device = dev;
+    r.seen = version;
   };
   for (std::size_t p = 0; p < next->ports.size(); ++p) {
     const PortView& pv = next->ports[p];
@@ -801,10 +801,12 @@ void Dataplane::switch_view(Worker& w, const std::function<void(Reg&)>& watch,
       if (dev != nullptr) keep(dev.get(), Reg::kTap, p, dev->id, dev->tap.fd(w.index));
     }
   }
-  for (auto& [key, r] : w.regs) {
-    if (!r->failed) unwatch(*r);  // gone from the view
-  }
-  w.regs = std::move(regs);
+  std::erase_if(w.regs, [&](auto& entry) {
+    Reg& r = *entry.second;
+    if (r.seen == version) return false;
+    if (!r.failed) unwatch(r);  // gone from the view
+    return true;
+  });
   w.view = std::move(next);  // the old view's objects may close now
   w.version = version;
   {
