@@ -11,15 +11,19 @@
 //
 // Contract: save() writes the whole state (compact JSON, one line, keys
 // sorted, as json::dump() would write it) atomically (a temporary file in
-// the same directory, fsync, rename, fsync of the directory): after a crash
-// the file holds either the old or the new state, never a mix. load() reads
+// the same directory, renamed over the file): after a crash of the daemon
+// the file holds either the old or the new state, never a mix. There is no
+// fsync: what the file describes (TAP devices) does not outlive the
+// kernel, so the power loss or kernel crash that could lose the last writes
+// takes every device they name with it, and against a crash of the daemon
+// a completed write() is already what the next start reads. load() reads
 // it strictly: a missing file is an empty state (kMissing); a file that is
 // not a valid state is renamed to PATH.corrupt-UNIXTIME and reported as
 // kCorrupt with the reason, the caller starting empty. Both return 0 or
 // -errno with a sentence in *error; nothing throws.
 //
 // The journal (PATH.adds, same format): save_journal() writes, as atomically
-// and durably as save(), the records of `link add`s made since the last
+// as save(), the records of `link add`s made since the last
 // save(), so that an add costs a write of its own few records, not of every
 // device (the whole state is then written at the daemon's next tick). save()
 // removes the journal once the whole state is on disk, and load() merges it
