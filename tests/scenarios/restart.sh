@@ -175,6 +175,9 @@ run() {
     if [ -z "$inst" ]; then
         umv_rec "5: the daemon's nftables table" "not found" found
     else
+        # The records below go into the whole file, which holds mvc's port
+        # once the daemon's tick has written it (the journal then goes).
+        umv_wait_for 5 test ! -e "$state.adds" || umv_log "5: the journal was not folded in"
         pid=$(daemon_pid)
         kill -KILL "$pid"; wait_gone "$pid"
         ip netns exec "$NS_H" nft add table netdev "umacvlan_${inst}_99"
