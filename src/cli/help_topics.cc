@@ -102,7 +102,8 @@ the namespace, the device or the master is already gone.
      R"(umacvlan-daemon serves every device (a TAP device) and the lowers (AF_PACKET).
 The CLI and the CNI plugin start it on demand; "umacvlan daemon" runs it in
 the foreground (for systemd). Devices outlive it: every change is written
-to /var/lib/umacvlan/state.json before it is acknowledged, and a new daemon
+to /var/lib/umacvlan/state.json (a link add to its journal, state.json.adds,
+folded in at the next tick) before it is acknowledged, and a new daemon
 re-adopts them. "umacvlan daemon --cleanup" removes them all.
 )"},
     {"config", "CONFIG FILE", "declare devices in a file: config check, apply, dump",
