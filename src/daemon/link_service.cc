@@ -1450,7 +1450,6 @@ void LinkService::remove_port_if_empty(Port& port) {
 void LinkService::remove_everything() {
   while (!ports_.empty()) remove_port(*ports_.back(), true);
   if (!config_.state_path.empty()) remove_state(config_.state_path);
-  journal_.ports.clear();
 }
 
 // ================================================================ state, view
@@ -1499,37 +1498,26 @@ void LinkService::save() {
   state_dirty_ = false;
   if (config_.state_path.empty()) return;
   std::string error;
-  if (save_state(config_.state_path, snapshot(), &error) < 0) {
-    spdlog::warn("state: {}", error);
-    return;
-  }
-  journal_.ports.clear();  // save_state() removed its file
+  if (save_state(config_.state_path, snapshot(), &error) < 0) spdlog::warn("state: {}", error);
 }
 
 void LinkService::journal_add(const Port* port, const PortRecord& fresh,
                               const DeviceRecord& pending) {
   if (config_.state_path.empty()) return;
-  PortRecord key = fresh;
+  PortRecord add = fresh;
   if (port != nullptr) {
-    key.lower_name = port->lower_name;
-    key.lower_ifindex = port->lower_ifindex;
-    key.lower_netns = port->lower_ns_inode;
-    key.lower_perm_mac = port->core.lower_perm_mac();
-    key.bclim = port->core.bclim();
-    key.hostaccess = port->host != nullptr;
-    key.macnat = port->macnat != nullptr;
-    if (port->macnat != nullptr) key.macnat_ageing = port->macnat->ageing;
+    add.lower_name = port->lower_name;
+    add.lower_ifindex = port->lower_ifindex;
+    add.lower_netns = port->lower_ns_inode;
+    add.lower_perm_mac = port->core.lower_perm_mac();
+    add.bclim = port->core.bclim();
+    add.hostaccess = port->host != nullptr;
+    add.macnat = port->macnat != nullptr;
+    if (port->macnat != nullptr) add.macnat_ageing = port->macnat->ageing;
   }
-  PortRecord* into = nullptr;
-  for (PortRecord& p : journal_.ports) {
-    if (p.lower_netns == key.lower_netns && p.lower_ifindex == key.lower_ifindex &&
-        p.lower_name == key.lower_name)
-      into = &p;
-  }
-  if (into == nullptr) into = &journal_.ports.emplace_back(std::move(key));
-  into->devices.push_back(pending);
+  add.devices = {pending};
   std::string error;
-  if (save_journal(config_.state_path, journal_, &error) < 0) spdlog::warn("state: {}", error);
+  if (append_journal(config_.state_path, add, &error) < 0) spdlog::warn("state: {}", error);
 }
 
 void LinkService::flush_state() {

@@ -326,9 +326,8 @@ class LinkService {
   // Writes it at the next flush_state(): for what a restart finds out from
   // the kernel anyway (a device gone, moved, renamed).
   void save_later() { state_dirty_ = true; }
-  // Before a `link add` makes its TAP: its record, pending, goes to the
-  // journal (with those of the adds since the last save()), not the whole
-  // state.
+  // Before a `link add` makes its TAP: its record, pending, is appended to
+  // the journal, and the whole state waits for the next save().
   void journal_add(const Port* port, const PortRecord& fresh, const DeviceRecord& pending);
   std::uint64_t publish();
   void publish_if_changed();
@@ -367,7 +366,6 @@ class LinkService {
   std::vector<std::unique_ptr<Port>> ports_;
   bool dirty_ = true;  // something changed since the last publish()
   bool state_dirty_ = false;
-  State journal_;  // the adds since the last save(), as on disk
   std::uint64_t next_serial_ = 1;
   std::size_t readopted_ = 0;
   std::uint32_t tap_seq_ = 0;

@@ -222,10 +222,9 @@ void merge_journal(State&& adds, State* into) {
   }
 }
 
-// Reads one file of the state's format. kMissing, kLoaded, or kCorrupt with
-// the reason in *why; -errno when it exists but cannot be read.
-int read_state(const std::string& path, State* out, LoadResult* result, std::string* why,
-               std::string* error) {
+// Reads a whole file into *text: kMissing, or kLoaded; -errno when it
+// exists but cannot be read.
+int read_text(const std::string& path, std::string* text, LoadResult* result, std::string* error) {
   std::ifstream in(path);
   if (!in) {
     if (errno == ENOENT) {
@@ -234,22 +233,47 @@ int read_state(const std::string& path, State* out, LoadResult* result, std::str
     }
     return fail(error, errno, "cannot read " + path);
   }
-  std::stringstream text;
-  text << in.rdbuf();
+  std::stringstream all;
+  all << in.rdbuf();
+  *text = all.str();
+  *result = LoadResult::kLoaded;
+  return 0;
+}
+
+// Parses one state text: false with the reason in *why when it is not one.
+bool parse_state(const std::string& text, State* out, std::string* why) {
   State s;
   try {
-    const json j = json::parse(text.str());
+    const json j = json::parse(text);
     if (get<int>(j, "umacvlan_state") != kFormatVersion)
       throw std::runtime_error("unknown format version");
     for (const auto& p : get<json>(j, "ports")) s.ports.push_back(port_from(p));
   } catch (const std::exception& e) {
     *why = e.what();
-    *result = LoadResult::kCorrupt;
-    return 0;
+    return false;
   }
   *out = std::move(s);
-  *result = LoadResult::kLoaded;
-  return 0;
+  return true;
+}
+
+// The journal's lines, each a state of one port with one device, merged in
+// order. A last line without its newline is an append the daemon did not
+// finish (it died in it, before the TAP and the answer): left out. Any
+// other line that is not a state makes the journal corrupt.
+bool merge_journal_text(const std::string& text, State* into, std::string* why) {
+  std::size_t at = 0;
+  for (std::size_t line = 1; at < text.size(); ++line) {
+    const std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) break;  // unfinished
+    State one;
+    if (!parse_state(text.substr(at, end - at), &one, why)) {
+      *why = "line " + std::to_string(line) + ": " + *why;
+      return false;
+    }
+    merge_journal(std::move(one), into);
+    at = end + 1;
+  }
+  return true;
 }
 
 // Moves a corrupt file aside (PATH.corrupt-UNIXTIME); its new name in *aside.
@@ -274,8 +298,21 @@ int save_state(const std::string& path, const State& state, std::string* error) 
   return 0;
 }
 
-int save_journal(const std::string& path, const State& adds, std::string* error) {
-  return write_atomically(journal_path(path), state_text(adds), error);
+int append_journal(const std::string& path, const PortRecord& add, std::string* error) {
+  State one;
+  one.ports.push_back(add);
+  const std::string text = state_text(one);  // one line, with its newline
+  const std::string jpath = journal_path(path);
+  if (const int rc = make_dirs_for(jpath); rc < 0)
+    return fail(error, -rc, "cannot create the directory of " + jpath);
+  const int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(error, errno, "cannot write " + jpath);
+  // One write: O_APPEND puts it whole at the end.
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int err = n < 0 ? errno : EIO;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) return fail(error, err, "cannot append to " + jpath);
+  return 0;
 }
 
 int remove_state(const std::string& path) {
@@ -288,10 +325,10 @@ int remove_state(const std::string& path) {
 
 int load_state(const std::string& path, State* out, LoadResult* result, std::string* error) {
   State s;
-  std::string why;
-  if (const int rc = read_state(path, &s, result, &why, error); rc < 0) return rc;
-  std::string said;
-  if (*result == LoadResult::kCorrupt) {
+  std::string text, why, said;
+  if (const int rc = read_text(path, &text, result, error); rc < 0) return rc;
+  if (*result == LoadResult::kLoaded && !parse_state(text, &s, &why)) {
+    *result = LoadResult::kCorrupt;
     std::string aside;
     if (const int rc = move_aside(path, &aside, error); rc < 0) return rc;
     said = path + " is not a valid state (" + why + "); moved to " + aside;
@@ -300,17 +337,17 @@ int load_state(const std::string& path, State* out, LoadResult* result, std::str
   // left out too (its devices alone would be a part of the state taken for
   // the whole), and removed by the next save.
   const std::string jpath = journal_path(path);
-  State adds;
   LoadResult jresult = LoadResult::kMissing;
-  std::string jwhy;
-  if (*result != LoadResult::kCorrupt && read_state(jpath, &adds, &jresult, &jwhy, error) == 0) {
-    if (jresult == LoadResult::kLoaded) {
-      merge_journal(std::move(adds), &s);
+  if (*result != LoadResult::kCorrupt && read_text(jpath, &text, &jresult, error) == 0 &&
+      jresult == LoadResult::kLoaded) {
+    State merged = s;
+    if (merge_journal_text(text, &merged, &why)) {
+      s = std::move(merged);
       *result = LoadResult::kLoaded;
-    } else if (jresult == LoadResult::kCorrupt) {
+    } else {
       std::string aside;
       if (move_aside(jpath, &aside, error) == 0)
-        said = jpath + " is not a valid journal (" + jwhy + "); moved to " + aside;
+        said = jpath + " is not a valid journal (" + why + "); moved to " + aside;
     }
   }
   if (!said.empty() && error != nullptr) *error = said;

@@ -22,15 +22,17 @@
 // kCorrupt with the reason, the caller starting empty. Both return 0 or
 // -errno with a sentence in *error; nothing throws.
 //
-// The journal (PATH.adds, same format): save_journal() writes, as atomically
-// as save(), the records of `link add`s made since the last
-// save(), so that an add costs a write of its own few records, not of every
-// device (the whole state is then written at the daemon's next tick). save()
-// removes the journal once the whole state is on disk, and load() merges it
-// into what it read: a journal port of the same lower (namespace, ifindex
-// and name) takes its devices that the file does not already hold (by
-// namespace and name), any other journal port is added whole. A journal
-// that is not valid is moved aside (PATH.adds.corrupt-UNIXTIME) and left
+// The journal (PATH.adds): append_journal() adds one line to it, a state
+// of one port with one device in the file's format, so that a `link add`
+// costs the write of its own record, not of every device (the whole state
+// is then written at the daemon's next tick). save() removes the journal
+// once the whole state is on disk, and load() merges its lines, in order,
+// into what it read: a port of the same lower (namespace, ifindex and name)
+// takes the line's device unless it holds one of that namespace and name
+// already; a line of another lower adds its port. A last line without its
+// newline was cut short by a crash in the append (before the TAP was made,
+// and before any answer) and is left out. A journal with any other line
+// that is not a state is moved aside (PATH.adds.corrupt-UNIXTIME) and left
 // out, with the reason in *error; the result is then that of the file alone.
 #pragma once
 
@@ -86,7 +88,8 @@ struct State {
 enum class LoadResult { kLoaded, kMissing, kCorrupt };
 
 int save_state(const std::string& path, const State& state, std::string* error);
-int save_journal(const std::string& path, const State& adds, std::string* error);
+// add: the lower's port record with the one device added.
+int append_journal(const std::string& path, const PortRecord& add, std::string* error);
 // PATH.adds, the journal of the state file at path.
 std::string journal_path(const std::string& path);
 // Removes the state file and its journal (0, or -errno of the first failure

@@ -238,22 +238,36 @@ TEST_F(StateStoreTest, ASaveReplacesTheWholeFile) {
   EXPECT_TRUE(back.ports.empty());
 }
 
-// The journal: the adds since the last save, merged in by load.
-State journal_of(const PortRecord& port, std::vector<std::string> names) {
+// The journal: the adds since the last save, a line each, merged in by load.
+DeviceRecord added(const std::string& name) {
+  DeviceRecord d;
+  d.name = name;
+  d.netns = 4026532002;
+  d.mac = mac("02:00:00:00:00:0b");
+  d.mode = core::Mode::kBridge;
+  d.pending = true;
+  return d;
+}
+
+// The port record with these devices (what the journal's lines add up to).
+State with_devices(const PortRecord& port, const std::vector<std::string>& names) {
   PortRecord p = port;
   p.devices.clear();
-  for (const std::string& n : names) {
-    DeviceRecord d;
-    d.name = n;
-    d.netns = 4026532002;
-    d.mac = mac("02:00:00:00:00:0b");
-    d.mode = core::Mode::kBridge;
-    d.pending = true;
-    p.devices.push_back(d);
-  }
+  for (const std::string& n : names) p.devices.push_back(added(n));
   State s;
   s.ports = {p};
   return s;
+}
+
+// Appends one line per name.
+void append(const std::string& path, const PortRecord& port,
+            const std::vector<std::string>& names) {
+  for (const std::string& n : names) {
+    PortRecord p = port;
+    p.devices = {added(n)};
+    std::string error;
+    ASSERT_EQ(append_journal(path, p, &error), 0) << error;
+  }
 }
 
 TEST_F(StateStoreTest, AJournalAddsItsDevicesToTheirPort) {
@@ -261,8 +275,7 @@ TEST_F(StateStoreTest, AJournalAddsItsDevicesToTheirPort) {
   const State file = sample();
   ASSERT_EQ(save_state(path_, file, &error), 0);
   // "mva" is in the file already (an add the file caught up with): kept once.
-  ASSERT_EQ(save_journal(path_, journal_of(file.ports[0], {"mvb", "mva", "mvc"}), &error), 0)
-      << error;
+  append(path_, file.ports[0], {"mvb", "mva", "mvc"});
   EXPECT_TRUE(fs::exists(journal_path(path_)));
   State back;
   LoadResult result;
@@ -273,64 +286,81 @@ TEST_F(StateStoreTest, AJournalAddsItsDevicesToTheirPort) {
   for (const auto& d : back.ports[0].devices) names.push_back(d.name);
   EXPECT_EQ(names, (std::vector<std::string>{"mva", "src0", "mvb", "mvc"}));
   EXPECT_EQ(back.ports[0].devices[0], file.ports[0].devices[0]) << "the file's record wins";
-  EXPECT_TRUE(back.ports[0].devices[2].pending);
+  EXPECT_EQ(back.ports[0].devices[2], added("mvb"));
 }
 
-TEST_F(StateStoreTest, AJournalPortOfAnotherLowerIsAddedWhole) {
+TEST_F(StateStoreTest, AJournalLineOfAnotherLowerAddsItsPort) {
   std::string error;
   ASSERT_EQ(save_state(path_, sample(), &error), 0);
   PortRecord other = sample().ports[0];
   other.lower_ifindex = 3;  // same name, another lower
-  ASSERT_EQ(save_journal(path_, journal_of(other, {"mvx"}), &error), 0);
+  append(path_, other, {"mvx", "mvy"});
   State back;
   LoadResult result;
   ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
   ASSERT_EQ(back.ports.size(), 2u);
   EXPECT_EQ(back.ports[0], sample().ports[0]);
-  EXPECT_EQ(back.ports[1], journal_of(other, {"mvx"}).ports[0]);
+  EXPECT_EQ(back.ports[1], with_devices(other, {"mvx", "mvy"}).ports[0]);
 }
 
 TEST_F(StateStoreTest, AJournalAloneIsLoaded) {
-  std::string error;
-  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0) << error;
+  append(path_, sample().ports[0], {"mvb"});
   State back;
   LoadResult result;
+  std::string error;
   ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
   EXPECT_EQ(result, LoadResult::kLoaded);
-  EXPECT_EQ(back, journal_of(sample().ports[0], {"mvb"}));
+  EXPECT_EQ(back, with_devices(sample().ports[0], {"mvb"}));
 }
 
 TEST_F(StateStoreTest, ASaveRemovesTheJournal) {
+  append(path_, sample().ports[0], {"mvb"});
   std::string error;
-  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0);
   ASSERT_EQ(save_state(path_, sample(), &error), 0);
   EXPECT_FALSE(fs::exists(journal_path(path_)));
   State back;
   LoadResult result;
   ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
   EXPECT_EQ(back, sample());
+}
+
+// A crash in the middle of an append leaves a last line without its
+// newline: that add never made its TAP nor answered, and is left out.
+TEST_F(StateStoreTest, AnUnfinishedLastLineIsLeftOut) {
+  append(path_, sample().ports[0], {"mvb"});
+  std::ofstream(journal_path(path_), std::ios::app) << "{\"ports\":[{\"bclim\":0,\"dev";
+  State back;
+  LoadResult result;
+  std::string error;
+  ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
+  EXPECT_EQ(result, LoadResult::kLoaded);
+  EXPECT_EQ(back, with_devices(sample().ports[0], {"mvb"}));
+  EXPECT_TRUE(error.empty()) << error;
+  EXPECT_TRUE(fs::exists(journal_path(path_))) << "not corrupt: left for the next save";
 }
 
 TEST_F(StateStoreTest, ACorruptJournalIsMovedAsideAndTheFileStands) {
   std::string error;
   ASSERT_EQ(save_state(path_, sample(), &error), 0);
-  std::ofstream(journal_path(path_)) << "{\"umacvlan_state\": 1, \"ports\": [{";
+  append(path_, sample().ports[0], {"mvb"});
+  std::ofstream(journal_path(path_), std::ios::app) << "not a state\n";
+  append(path_, sample().ports[0], {"mvc"});
   State back;
   LoadResult result;
   error.clear();
   ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
   EXPECT_EQ(result, LoadResult::kLoaded);
-  EXPECT_EQ(back, sample());
+  EXPECT_EQ(back, sample()) << "none of the journal";
   EXPECT_FALSE(fs::exists(journal_path(path_)));
-  EXPECT_NE(error.find("not a valid journal"), std::string::npos) << error;
+  EXPECT_NE(error.find("not a valid journal (line 2:"), std::string::npos) << error;
 }
 
 TEST_F(StateStoreTest, AfterACorruptFileTheJournalIsLeftOut) {
-  std::string error;
-  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0);
+  append(path_, sample().ports[0], {"mvb"});
   std::ofstream(path_) << "not json";
   State back = sample();
   LoadResult result;
+  std::string error;
   ASSERT_EQ(load_state(path_, &back, &result, &error), 0);
   EXPECT_EQ(result, LoadResult::kCorrupt);
   EXPECT_TRUE(back.ports.empty());
@@ -339,7 +369,7 @@ TEST_F(StateStoreTest, AfterACorruptFileTheJournalIsLeftOut) {
 TEST_F(StateStoreTest, RemoveStateRemovesTheFileAndItsJournal) {
   std::string error;
   ASSERT_EQ(save_state(path_, sample(), &error), 0);
-  ASSERT_EQ(save_journal(path_, journal_of(sample().ports[0], {"mvb"}), &error), 0);
+  append(path_, sample().ports[0], {"mvb"});
   EXPECT_EQ(remove_state(path_), 0);
   EXPECT_FALSE(fs::exists(path_));
   EXPECT_FALSE(fs::exists(journal_path(path_)));
