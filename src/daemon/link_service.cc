@@ -518,8 +518,10 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
       pr.lower_netns = here;
       pr.lower_perm_mac = next.lower_perm_mac();
       pr.bclim = next.bclim();
+    } else {
+      pr = port_record_of(*port);
     }
-    journal_add(port, pr, pending);
+    journal_add(std::move(pr), pending);
   }
   // Made right in the caller's namespace (run_in_netns() goes there): no
   // move, which would wait for an RCU grace period. The TAP's fds keep that
@@ -1468,18 +1470,23 @@ DeviceRecord LinkService::record_of(const core::Device& cd) {
   return dr;
 }
 
+PortRecord LinkService::port_record_of(const Port& p) {
+  PortRecord pr;
+  pr.lower_name = p.lower_name;
+  pr.lower_ifindex = p.lower_ifindex;
+  pr.lower_netns = p.lower_ns_inode;
+  pr.lower_perm_mac = p.core.lower_perm_mac();
+  pr.bclim = p.core.bclim();
+  pr.hostaccess = p.host != nullptr;
+  pr.macnat = p.macnat != nullptr;
+  if (p.macnat != nullptr) pr.macnat_ageing = p.macnat->ageing;
+  return pr;
+}
+
 State LinkService::snapshot() const {
   State s;
   for (const auto& p : ports_) {
-    PortRecord pr;
-    pr.lower_name = p->lower_name;
-    pr.lower_ifindex = p->lower_ifindex;
-    pr.lower_netns = p->lower_ns_inode;
-    pr.lower_perm_mac = p->core.lower_perm_mac();
-    pr.bclim = p->core.bclim();
-    pr.hostaccess = p->host != nullptr;
-    pr.macnat = p->macnat != nullptr;
-    if (p->macnat != nullptr) pr.macnat_ageing = p->macnat->ageing;
+    PortRecord pr = port_record_of(*p);
     for (const auto& [id, d] : p->devices) {
       const core::Device* cd = p->core.device(id);
       if (cd == nullptr) continue;
@@ -1501,23 +1508,11 @@ void LinkService::save() {
   if (save_state(config_.state_path, snapshot(), &error) < 0) spdlog::warn("state: {}", error);
 }
 
-void LinkService::journal_add(const Port* port, const PortRecord& fresh,
-                              const DeviceRecord& pending) {
+void LinkService::journal_add(PortRecord port, const DeviceRecord& pending) {
   if (config_.state_path.empty()) return;
-  PortRecord add = fresh;
-  if (port != nullptr) {
-    add.lower_name = port->lower_name;
-    add.lower_ifindex = port->lower_ifindex;
-    add.lower_netns = port->lower_ns_inode;
-    add.lower_perm_mac = port->core.lower_perm_mac();
-    add.bclim = port->core.bclim();
-    add.hostaccess = port->host != nullptr;
-    add.macnat = port->macnat != nullptr;
-    if (port->macnat != nullptr) add.macnat_ageing = port->macnat->ageing;
-  }
-  add.devices = {pending};
+  port.devices = {pending};
   std::string error;
-  if (append_journal(config_.state_path, add, &error) < 0) spdlog::warn("state: {}", error);
+  if (append_journal(config_.state_path, port, &error) < 0) spdlog::warn("state: {}", error);
 }
 
 void LinkService::flush_state() {

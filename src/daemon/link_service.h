@@ -320,6 +320,8 @@ class LinkService {
 
   // ---- state and publication
   static DeviceRecord record_of(const core::Device& d);
+  // The port's own fields, no devices.
+  static PortRecord port_record_of(const Port& p);
   State snapshot() const;
   // Writes the state file now (before a reply that must survive a crash).
   void save();
@@ -327,8 +329,9 @@ class LinkService {
   // the kernel anyway (a device gone, moved, renamed).
   void save_later() { state_dirty_ = true; }
   // Before a `link add` makes its TAP: its record, pending, is appended to
-  // the journal, and the whole state waits for the next save().
-  void journal_add(const Port* port, const PortRecord& fresh, const DeviceRecord& pending);
+  // the journal (with its port's, devices left out), and the whole state
+  // waits for the next save().
+  void journal_add(PortRecord port, const DeviceRecord& pending);
   std::uint64_t publish();
   void publish_if_changed();
   void mark(Port& port) {
