@@ -511,17 +511,7 @@ control::Reply LinkService::add(const control::LinkRequest& req, const io::Netns
     pending.name = req.name;
     pending.netns = here;
     pending.pending = true;
-    PortRecord pr;
-    if (fresh) {
-      pr.lower_name = lower.name;
-      pr.lower_ifindex = lower.ifindex;
-      pr.lower_netns = here;
-      pr.lower_perm_mac = next.lower_perm_mac();
-      pr.bclim = next.bclim();
-    } else {
-      pr = port_record_of(*port);
-    }
-    journal_add(std::move(pr), pending);
+    journal_add(port_record_of(p), pending);  // a fresh port's fields are set by open_lower()
   }
   // Made right in the caller's namespace (run_in_netns() goes there): no
   // move, which would wait for an RCU grace period. The TAP's fds keep that
