@@ -44,6 +44,8 @@ FIGURES = [
     ("tcp_dh_cc2", "TCP dev>host, {cc2} (Gbit/s)", "Gbit/s", 1, 2),
     ("udp_dd", "UDP 64B dev>dev (kpps rx)", "datagrams/s", 1e-3, 0),
     ("udp_dh", "UDP 64B dev>host (kpps rx)", "datagrams/s", 1e-3, 0),
+    ("udp_gso_dd", "UDP GSO 1400B dev>dev (kpps rx)", "datagrams/s", 1e-3, 0),
+    ("udp_gso_dh", "UDP GSO 1400B dev>host (kpps rx)", "datagrams/s", 1e-3, 0),
     ("ping_p50", "ping dev>dev p50 (us)", "us", 1, 0),
     ("ping_p99", "ping dev>dev p99 (us)", "us", 1, 0),
     ("cpu_per_gbit", "forwarder CPU s/Gbit, TCP dev>dev", "CPU s/Gbit", 1, 3),

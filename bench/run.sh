@@ -28,6 +28,10 @@
 #     iperf3: it writes one datagram per syscall and, on this machine, tops
 #     out at a third of what the kernel's macvlan delivers (~200k vs ~520k
 #     a second), so it would measure itself;
+#   - UDP as QUIC stacks send it, a to b and a to x: udpblast --gso, 1400-byte
+#     datagrams handed to the kernel 44 at a time (UDP_SEGMENT: one 61 KiB
+#     super-frame that a device with UDP segmentation offload passes on
+#     whole); the figure is again datagrams received per second;
 #   - ping a to b: BENCH_PINGS (1000) requests BENCH_PING_INTERVAL (2 ms)
 #     apart, p50 and p99 of the per-packet round trips (nearest rank);
 #   - the forwarder's CPU per gigabit over the TCP a-to-b run: utime+stime
@@ -382,11 +386,13 @@ run_iperf() {
 
 json_field() { sed -n "s/.*\"$2\": \([-0-9.e]*\).*/\1/p" "$1" | head -1; }
 
-# run_udp FIGURE IMPL REPEAT SRC_NS DST_NS DST_IP: 64-byte frames (22 bytes
-# of UDP payload) as fast as the sender can for --seconds; the figure is
-# what the receiver got per second.
+# run_udp FIGURE IMPL REPEAT SRC_NS DST_NS DST_IP [gso]: 64-byte frames (22
+# bytes of UDP payload), or with "gso" 1400-byte datagrams 44 to a send
+# (UDP_SEGMENT), as fast as the sender can for --seconds; the figure is what
+# the receiver got per second.
 run_udp() {
-    local fig=$1 impl=$2 r=$3 src=$4 dst=$5 ip=$6
+    local fig=$1 impl=$2 r=$3 src=$4 dst=$5 ip=$6 size=(--len 22)
+    [ "${7:-}" = gso ] && size=(--len 1400 --gso 44)
     local ready="$UMV_TMP/udp.ready" rout="$UMV_TMP/udp-r.json" sout="$UMV_TMP/udp-s.json" rpid
     rm -f "$ready" "$rout" "$sout"
     ip netns exec "$dst" "$UDPBLAST_BIN" recv --port "$UDP_PORT" --wait 15 --idle 0.5 \
@@ -396,7 +402,7 @@ run_udp() {
         umv_kill_pids "$rpid"; rec "$fig" "$impl" "$r" failed '{"error": "receiver"}'; return
     fi
     run_waited timeout $(( SECS + 10 )) ip netns exec "$src" "$UDPBLAST_BIN" send --dst "$ip" \
-        --port "$UDP_PORT" --len 22 --seconds "$SECS" >"$sout" 2>"$UMV_TMP/udp-s.err"
+        --port "$UDP_PORT" "${size[@]}" --seconds "$SECS" >"$sout" 2>"$UMV_TMP/udp-s.err"
     umv_wait_for 20 eval "! umv_pid_alive $rpid" || umv_kill_pids "$rpid"
     wait "$rpid" 2>/dev/null
     local rate got window sent
@@ -421,7 +427,7 @@ run_ping() {
     rec ping_p99 "$impl" "$r" "$p99" "{\"received\": $got, \"sent\": $sent}"
 }
 
-BASIC_FIGURES=(tcp_dd tcp_dh tcp_hd udp_dd udp_dh ping_p50 ping_p99)  # and the --cc2 ones
+BASIC_FIGURES=(tcp_dd tcp_dh tcp_hd udp_dd udp_dh udp_gso_dd udp_gso_dh ping_p50 ping_p99)  # and the --cc2 ones
 
 basic_round() {
     local impl=$1 r=$2 f
@@ -440,6 +446,8 @@ basic_round() {
     fi
     run_udp udp_dd "$impl" "$r" "$NS_A" "$NS_B" "$IP_B"
     run_udp udp_dh "$impl" "$r" "$NS_A" "$NS_X" "$IP_X"
+    run_udp udp_gso_dd "$impl" "$r" "$NS_A" "$NS_B" "$IP_B" gso
+    run_udp udp_gso_dh "$impl" "$r" "$NS_A" "$NS_X" "$IP_X" gso
     run_ping "$impl" "$r"
     dev_down "$impl"
 }

@@ -6,10 +6,14 @@
 // with sendmmsg(2) and the receiver drains them with recvmmsg(2).
 //
 //   udpblast send --dst IP --port P --seconds S [--len N] [--rate PPS] [--dev IF]
+//                 [--gso K]
 //       Sends N-byte datagrams to IP:P for S seconds, as fast as it can or
 //       at PPS datagrams a second (paced per millisecond). SO_BROADCAST is
 //       set, so IP may be a broadcast address (255.255.255.255 needs --dev,
-//       the device to send it out of). Prints one JSON object:
+//       the device to send it out of). With --gso K, each send hands the
+//       kernel K datagrams at once (UDP_SEGMENT, as QUIC stacks send): one
+//       super-frame that a device with UDP segmentation offload passes on
+//       whole; "sent" still counts datagrams. Prints one JSON object:
 //       {"sent":..,"seconds":..,"errors":..}.
 //   udpblast recv --port P [--wait S] [--idle S] [--ready FILE]
 //       Binds 0.0.0.0:P (16 MiB receive buffer), creates FILE once bound,
@@ -21,6 +25,7 @@
 // It never decides anything: bench/run.sh records what it prints.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -55,7 +60,7 @@ void sleep_until(double t) {
 }
 
 int send_loop(const std::string& dst, const std::string& dev, int port, double seconds,
-              unsigned len, double rate) {
+              unsigned len, double rate, unsigned gso) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   int one = 1;
   sockaddr_in to{};
@@ -68,7 +73,15 @@ int send_loop(const std::string& dst, const std::string& dev, int port, double s
     std::fprintf(stderr, "udpblast send: %s: %s\n", dst.c_str(), std::strerror(errno));
     return 2;
   }
-  std::vector<char> payload(len, 'u');
+  const unsigned per_send = std::max(gso, 1u);
+  if (gso > 0) {
+    const int segment = static_cast<int>(len);
+    if (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, sizeof segment) != 0) {
+      std::fprintf(stderr, "udpblast send: UDP_SEGMENT %u: %s\n", len, std::strerror(errno));
+      return 2;
+    }
+  }
+  std::vector<char> payload(static_cast<std::size_t>(len) * per_send, 'u');
   iovec iov{payload.data(), payload.size()};
   std::vector<mmsghdr> msgs(kBatch);
   for (auto& m : msgs) {
@@ -93,9 +106,10 @@ int send_loop(const std::string& dst, const std::string& dev, int port, double s
       }
       n = std::min<unsigned>(batch, static_cast<unsigned>(due));
     }
+    if (gso > 0) n = std::max(1u, n / per_send);
     const int r = sendmmsg(fd, msgs.data(), n, 0);
     if (r > 0) {
-      sent += static_cast<unsigned>(r);
+      sent += static_cast<std::uint64_t>(r) * per_send;
     } else {
       ++errors;  // ENOBUFS, or ECONNREFUSED from an ICMP error: keep going
     }
@@ -166,7 +180,7 @@ int main(int argc, char** argv) {
   std::string dst, dev, ready;
   int port = 9000;
   double seconds = 4, rate = 0, wait = 30, idle = 1;
-  unsigned len = 22;
+  unsigned len = 22, gso = 0;
   auto* send = app.add_subcommand("send", "send datagrams");
   send->add_option("--dst", dst, "destination IPv4 address")->required();
   send->add_option("--port", port, "destination UDP port");
@@ -174,12 +188,14 @@ int main(int argc, char** argv) {
   send->add_option("--len", len, "UDP payload bytes (22: a 64-byte frame)");
   send->add_option("--rate", rate, "datagrams per second (0: as fast as possible)");
   send->add_option("--dev", dev, "device to send out of (SO_BINDTODEVICE)");
+  send->add_option("--gso", gso, "datagrams per send, as one UDP_SEGMENT super-frame")
+      ->check(CLI::Range(0u, 64u));
   auto* recv = app.add_subcommand("recv", "count datagrams");
   recv->add_option("--port", port, "UDP port to bind");
   recv->add_option("--wait", wait, "seconds to wait for the first datagram");
   recv->add_option("--idle", idle, "stop after this many seconds without one");
   recv->add_option("--ready", ready, "file to create once bound");
   CLI11_PARSE(app, argc, argv);
-  if (send->parsed()) return send_loop(dst, dev, port, seconds, len, rate);
+  if (send->parsed()) return send_loop(dst, dev, port, seconds, len, rate, gso);
   return recv_loop(port, wait, idle, ready);
 }

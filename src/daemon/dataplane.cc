@@ -28,9 +28,9 @@ constexpr int kEventsPerWait = 64;
 // What the kernel's virtio_net_hdr_to_skb() refuses in a header.
 bool vnet_ok(const io::VnetHeader& h, std::size_t len) {
   const std::uint8_t type = h.gso_type & static_cast<std::uint8_t>(~io::kVnetGsoEcn);
-  constexpr std::uint8_t kGsoUdp = 3, kGsoUdpL4 = 5;
+  constexpr std::uint8_t kGsoUdp = 3;  // VIRTIO_NET_HDR_GSO_UDP (UFO)
   if (type != io::kVnetGsoNone && type != io::kVnetGsoTcpv4 && type != io::kVnetGsoTcpv6 &&
-      type != kGsoUdp && type != kGsoUdpL4)
+      type != kGsoUdp && type != io::kVnetGsoUdpL4)
     return false;
   if (type != io::kVnetGsoNone && h.gso_size == 0) return false;
   if ((h.flags & io::kVnetNeedsCsum) != 0 &&

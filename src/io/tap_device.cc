@@ -34,9 +34,23 @@ void copy_name(struct ifreq& ifr, const std::string& name) {
   std::memcpy(ifr.ifr_name, name.data(), std::min(name.size(), sizeof(ifr.ifr_name) - 1));
 }
 
-// What the device's stack may hand us: partial checksums and TCP
-// super-frames (IPv4, IPv6, with ECN). UDP stays segmented by the stack.
-constexpr unsigned kOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+// What the device's stack may hand us: partial checksums, TCP super-frames
+// (IPv4, IPv6, with ECN) and UDP ones (a UDP_SEGMENT send, as QUIC stacks
+// make them: TUN_F_USO4 | TUN_F_USO6, Linux 6.2+, where the kernel takes
+// only both together; Debian's 6.1 headers lack the names).
+constexpr unsigned kTunUso4 = 0x20;
+constexpr unsigned kTunUso6 = 0x40;
+constexpr unsigned kOffloadsTcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+constexpr unsigned kOffloads = kOffloadsTcp | kTunUso4 | kTunUso6;
+
+// TUNSETOFFLOAD with UDP segmentation, or without it on a kernel that
+// refuses bits it does not know (before 6.2: EINVAL). 0 or -errno.
+int set_offloads(int fd) {
+  if (::ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(kOffloads)) == 0) return 0;
+  if (errno == EINVAL && ::ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(kOffloadsTcp)) == 0)
+    return 0;
+  return -errno;
+}
 
 constexpr int kTapFlags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
 
@@ -51,12 +65,13 @@ int open_tap_here(const std::string& name, int extra_flags, std::string* actual)
   copy_name(ifr, name);
   ifr.ifr_flags = static_cast<short>(static_cast<std::uint16_t>(kTapFlags | extra_flags));
   int hdr_size = sizeof(VnetHeader);
-  if (::ioctl(fd, TUNSETIFF, &ifr) != 0 || ::ioctl(fd, TUNSETVNETHDRSZ, &hdr_size) != 0 ||
-      ::ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(kOffloads)) != 0) {
-    const int err = errno;
+  const int err = ::ioctl(fd, TUNSETIFF, &ifr) != 0 || ::ioctl(fd, TUNSETVNETHDRSZ, &hdr_size) != 0
+                      ? -errno
+                      : set_offloads(fd);
+  if (err != 0) {
     // A device this call created vanishes with the fd: it is not persistent yet.
     ::close(fd);
-    return -err;
+    return err;
   }
   *actual = ifr.ifr_name;
   return fd;

@@ -3,10 +3,12 @@
 // sends are read here, frames for the device are written here.
 //
 // Offloads: every frame crosses the fd behind a 10-byte virtio-net header
-// (VnetHeader), and the TAP offers the device's stack checksum and TCP
-// segmentation offload (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN),
-// so a TCP send arrives as one GSO super-frame of up to 64 KiB with a partial
-// checksum instead of one MTU-sized frame per read. Writing such a frame with
+// (VnetHeader), and the TAP offers the device's stack checksum, TCP
+// segmentation offload (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
+// and UDP segmentation offload (TUN_F_USO4 | TUN_F_USO6, on Linux 6.2 and
+// later; an older kernel's TAP goes without), so a TCP send, or a UDP_SEGMENT
+// send of many datagrams, arrives as one GSO super-frame of up to 64 KiB with
+// a partial checksum instead of one MTU-sized frame per read. Writing such a frame with
 // its header hands it to the receiving stack whole; the kernel segments or
 // checksums it only where something on the way needs that. Every attach
 // (open(), create_and_move()) sets the same flags and offloads: TUNSETIFF on

@@ -32,6 +32,17 @@ Run inside a network namespace (ip netns exec NS python3 umvnet.py ...).
       Sends broadcast frames out of IFACE (AF_PACKET) as fast as it can for S
       seconds; prints how many.
 
+  udp-gso-send DST PORT [--segment B] [--per-send K] [--sends N]
+      Sends N*K numbered datagrams of B bytes to DST:PORT, K to a send
+      (UDP_SEGMENT, as QUIC stacks send: one super-frame where the device
+      offers UDP segmentation), 2 ms between sends.
+
+  udp-gso-recv BIND PORT COUNT [--segment B] [--timeout S] [--ready FILE]
+      Binds BIND:PORT, creates FILE once bound, receives until COUNT distinct
+      datagrams of udp-gso-send have come or S seconds have passed; prints
+      "received R intact I" (intact: the size and every byte as sent). Exit
+      0 when all COUNT came intact.
+
 Exit codes: 0 success, 1 no reply, 2 usage or socket error.
 """
 import argparse
@@ -283,6 +294,51 @@ def cmd_storm(args) -> int:
     return 0
 
 
+UDP_SEGMENT = 103  # linux/udp.h
+
+
+def gso_datagram(seq: int, size: int) -> bytes:
+    """Datagram number seq of udp-gso-send: its number, then a pattern of it."""
+    body = bytes((seq * 7 + i) & 0xFF for i in range(size - 4))
+    return struct.pack("!I", seq) + body
+
+
+def cmd_udp_gso_send(args) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((args.dst, args.port))
+    s.setsockopt(socket.SOL_UDP, UDP_SEGMENT, args.segment)
+    seq = 0
+    for _ in range(args.sends):
+        buf = b"".join(gso_datagram(seq + k, args.segment) for k in range(args.per_send))
+        s.send(buf)
+        seq += args.per_send
+        time.sleep(0.002)
+    return 0
+
+
+def cmd_udp_gso_recv(args) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind((args.bind, args.port))
+    if args.ready:
+        open(args.ready, "w").close()
+    seen, intact = set(), set()
+    deadline = time.monotonic() + args.timeout
+    while len(seen) < args.count:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([s], [], [], left)[0]:
+            break
+        d = s.recv(65536)
+        if len(d) < 4:
+            continue
+        seq = struct.unpack("!I", d[:4])[0]
+        seen.add(seq)
+        if len(d) == args.segment and d == gso_datagram(seq, args.segment):
+            intact.add(seq)
+    print(f"received {len(seen)} intact {len(intact)}")
+    return 0 if len(intact) == args.count else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -315,7 +371,24 @@ def main() -> int:
     ps = sub.add_parser("storm")
     ps.add_argument("iface")
     ps.add_argument("--seconds", type=float, default=5.0)
+    pg = sub.add_parser("udp-gso-send")
+    pg.add_argument("dst")
+    pg.add_argument("port", type=int)
+    pg.add_argument("--segment", type=int, default=1000)
+    pg.add_argument("--per-send", type=int, default=20)
+    pg.add_argument("--sends", type=int, default=50)
+    pr = sub.add_parser("udp-gso-recv")
+    pr.add_argument("bind")
+    pr.add_argument("port", type=int)
+    pr.add_argument("count", type=int)
+    pr.add_argument("--segment", type=int, default=1000)
+    pr.add_argument("--timeout", type=float, default=10.0)
+    pr.add_argument("--ready", default="")
     args = p.parse_args()
+    if args.cmd == "udp-gso-send":
+        return cmd_udp_gso_send(args)
+    if args.cmd == "udp-gso-recv":
+        return cmd_udp_gso_recv(args)
     if args.cmd == "ping":
         return cmd_ping(args)
     if args.cmd == "hostile":
